@@ -1,0 +1,75 @@
+// The local control plane is real Kubernetes: the controller-manager turns Deployments into ReplicaSets,
+// the scheduler binds pods to the kwok node, kwok makes them Running, and a template change is a rollout.
+import t from 'tap';
+import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
+import { clusterClients, freshNamespace, kubectl, waitFor } from '../support/cluster.ts';
+
+function deployment(name: string): V1Deployment {
+  return {
+    metadata: { name },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: 'app', image: 'registry.example/app:1' }] },
+      },
+    },
+  };
+}
+
+t.test('kubectl sees one Ready node', async (t) => {
+  const nodes = JSON.parse(await kubectl(['get', 'nodes', '-o', 'json'])) as {
+    items: { metadata: { name: string }; status: { conditions: { type: string; status: string }[] } }[];
+  };
+  t.equal(nodes.items.length, 1);
+  const ready = nodes.items[0]?.status.conditions.find((c) => c.type === 'Ready');
+  t.equal(ready?.status, 'True', 'the kwok node is Ready');
+});
+
+t.test('a Deployment gets a ReplicaSet and a Running pod, and a template change rolls it', async (t) => {
+  const namespace = await freshNamespace(t, 'rollout');
+  const { apps, core } = clusterClients();
+  const name = 'web';
+  await apps.createNamespacedDeployment({ namespace, body: deployment(name) });
+
+  const first = await waitFor('the first ReplicaSet', async () => {
+    const list = await apps.listNamespacedReplicaSet({ namespace });
+    return list.items.length === 1 ? list.items[0] : undefined;
+  });
+  t.equal(first.metadata?.ownerReferences?.[0]?.name, name, 'the ReplicaSet belongs to the Deployment');
+
+  const runningPod = async (templateHash: string | undefined) => {
+    const pods = await core.listNamespacedPod({
+      namespace,
+      labelSelector: `pod-template-hash=${templateHash ?? ''}`,
+    });
+    return pods.items.find((p) => p.status?.phase === 'Running');
+  };
+  const firstHash = first.metadata?.labels?.['pod-template-hash'];
+  const pod = await waitFor('a Running pod of the first ReplicaSet', () => runningPod(firstHash));
+  t.equal(pod.spec?.nodeName, 'kwok-node-0', 'the scheduler bound the pod to the kwok node');
+
+  await apps.patchNamespacedDeployment(
+    {
+      name,
+      namespace,
+      body: { spec: { template: { metadata: { annotations: { 'example.com/revision': '2' } } } } },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  const sets = await waitFor('a second ReplicaSet', async () => {
+    const list = await apps.listNamespacedReplicaSet({ namespace });
+    return list.items.length === 2 ? list.items : undefined;
+  });
+  const second = sets.find((rs) => rs.metadata?.uid !== first.metadata?.uid);
+  const secondHash = second?.metadata?.labels?.['pod-template-hash'];
+  t.not(secondHash, firstHash, 'the new ReplicaSet has a new pod-template-hash');
+  const newPod = await waitFor('a Running pod of the second ReplicaSet', () => runningPod(secondHash));
+  t.equal(newPod.status?.phase, 'Running', 'kwok runs the new pod');
+  await waitFor('the first ReplicaSet scaled to zero', async () => {
+    const rs = await apps.readNamespacedReplicaSet({ name: first.metadata?.name ?? '', namespace });
+    return rs.status?.replicas === 0;
+  });
+  t.pass('the old ReplicaSet was scaled down: a complete rollout');
+});

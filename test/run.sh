@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the tap suites: `unit`, `integration` or `all`. Integration tests need the local control plane:
+# it is started for the run and stopped afterwards, unless it was already up (then it is left running).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+suite=${1:-all}
+case "$suite" in
+  unit) paths=('test/unit/**/*.test.ts') ;;
+  integration) paths=('test/integration/**/*.test.ts') ;;
+  all) paths=('test/**/*.test.ts') ;;
+  *) echo "usage: test/run.sh unit|integration|all" >&2; exit 2 ;;
+esac
+
+if [ "$suite" != unit ]; then
+  if bash test/cluster/cluster.sh status | grep -q stopped; then
+    trap 'bash test/cluster/cluster.sh down' EXIT
+  fi
+  bash test/cluster/cluster.sh up
+fi
+
+npx --no-install tap "${paths[@]}"
