@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+/**
+ * The `wave` command line: a table of subcommands. Adding one is a table entry: a Command whose run()
+ * takes its own arguments and returns the exit status.
+ */
+import { readFile } from 'node:fs/promises';
+import { text } from 'node:stream/consumers';
+import { hashCommand } from './hash.ts';
+
+/** The process's I/O, passed in so a command can be run in-process by tests. */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly readFile: (path: string) => Promise<string>;
+  readonly readStdin: () => Promise<string>;
+}
+
+export interface Command {
+  readonly name: string;
+  /** One line for `wave --help`. */
+  readonly summary: string;
+  /** Runs with the arguments after the command's name; resolves to the exit status. */
+  readonly run: (args: readonly string[], io: CliIo) => Promise<number>;
+}
+
+/** Exit statuses of the dispatcher itself; each command documents its own. */
+const exitCodes = { ok: 0, failure: 1, usage: 2 } as const;
+
+const commands: readonly Command[] = [hashCommand];
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'Usage: wave <command> [options]',
+    '',
+    'Rolls Deployments, StatefulSets and DaemonSets when the ConfigMaps and Secrets they consume change.',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    "Run 'wave <command> --help' for a command's options.",
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined) {
+    io.stderr(usage());
+    return exitCodes.usage;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
+    io.stdout(usage());
+    return exitCodes.ok;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (command === undefined) {
+    io.stderr(`wave: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
+    return exitCodes.usage;
+  }
+  return command.run(args, io);
+}
+
+const processIo: CliIo = {
+  stdout: (output) => process.stdout.write(output),
+  stderr: (output) => process.stderr.write(output),
+  readFile: (path) => readFile(path, 'utf8'),
+  readStdin: () => text(process.stdin),
+};
+
+if (import.meta.main) {
+  try {
+    process.exitCode = await main(process.argv.slice(2), processIo);
+  } catch (error) {
+    process.stderr.write(
+      `wave: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exitCode = exitCodes.failure;
+  }
+}

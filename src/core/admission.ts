@@ -1,0 +1,261 @@
+/**
+ * The admission decision for a workload, as a pure function of the request and the configuration it
+ * consumes: which patch to answer with, why, and which Events to record. Every well-formed request is
+ * allowed; nothing here throws on odd input.
+ *
+ * The edge calls needsFreshChildren() first, fetches the children it names (fresh from the API, in
+ * parallel), then decideAdmission() with a lookup over them.
+ */
+import jsonPatch from 'fast-json-patch';
+import type { Operation as JsonPatchOperation } from 'fast-json-patch';
+import { optInAnnotation } from './annotations.ts';
+import { computeConfigHash, summarizeMissing } from './hash.ts';
+import type { Hasher, MissingConfig } from './hash.ts';
+import type { JsonRecord } from './json.ts';
+import { kindByName } from './kinds.ts';
+import type { ChildLookup, ChildRef, Workload } from './objects.ts';
+import { parseWorkload, valueAt } from './objects.ts';
+import { consumedConfig } from './refs.ts';
+import type { ConsumedConfig } from './refs.ts';
+import { isHeld, sameTemplateApartFromWave, setHeld, setTemplateHash, templateHash } from './template.ts';
+
+export type { JsonPatchOperation };
+
+/** What the edge reads off an AdmissionReview request. */
+export interface AdmissionFacts {
+  /** CREATE, UPDATE, DELETE or CONNECT; only the first two are acted on. */
+  readonly operation: string;
+  readonly object: unknown;
+  readonly oldObject?: unknown;
+  /** The request's namespace, used when the object carries none. */
+  readonly namespace?: string;
+  /** Set for a subresource (status, scale): those are passed through. */
+  readonly subResource?: string;
+  readonly dryRun: boolean;
+  /** The request comes from wave's own service account: the loop's patch wins, untouched. */
+  readonly fromOwnServiceAccount: boolean;
+}
+
+export interface AdmissionInput extends AdmissionFacts {
+  /** The current ConfigMaps and Secrets, as the edge fetched them for needsFreshChildren(). */
+  readonly children: ChildLookup;
+  readonly hasher: Hasher;
+}
+
+/**
+ * - stamp: the hash was computed and is (now) on the template.
+ * - hold: required configuration is missing and the pods are gated.
+ * - keep: the template keeps the hash it had; no new hash was computed or stamped.
+ * - skip: not wave's business (not opted in, own service account, not a workload, ...).
+ */
+export type AdmissionDecisionKind = 'stamp' | 'hold' | 'keep' | 'skip';
+
+export interface AdmissionEvent {
+  readonly type: 'Normal' | 'Warning';
+  readonly reason: 'ConfigMissing' | 'OptInNearMiss';
+  /** Names objects and keys only, never a value. */
+  readonly message: string;
+}
+
+export interface AdmissionDecision {
+  readonly allowed: true;
+  /** Minimal RFC 6902 patch against the request's object; empty for no change. */
+  readonly patch: readonly JsonPatchOperation[];
+  readonly decision: AdmissionDecisionKind;
+  /** One readable line for the log. */
+  readonly reason: string;
+  /** Events to record on the workload; always empty for a dryRun request. */
+  readonly events: readonly AdmissionEvent[];
+}
+
+export type FreshChildren =
+  { readonly needed: false } | { readonly needed: true; readonly children: readonly ChildRef[] };
+
+/**
+ * Whether deciding this request needs the consumed children read fresh, and which: only for CREATE and
+ * template-changing UPDATE of an opted-in workload. Everything else is decided without them.
+ */
+export function needsFreshChildren(facts: AdmissionFacts): FreshChildren {
+  const plan = planAdmission(facts);
+  if ('decision' in plan) return { needed: false };
+  return {
+    needed: true,
+    children: plan.consumed.children.map(({ kind, namespace, name }) => ({ kind, namespace, name })),
+  };
+}
+
+export function decideAdmission(input: AdmissionInput): AdmissionDecision {
+  const plan = planAdmission(input);
+  if ('decision' in plan) return plan.decision;
+  const { workload, consumed, object, templatePath, creating, oldHash, oldHeld } = plan;
+  const result = computeConfigHash(consumed, input.children, input.hasher);
+  const mutated = structuredClone(object);
+  const template = valueAt(mutated, templatePath) as JsonRecord;
+
+  if (result.complete) {
+    const wasHeld = isHeld(template);
+    const wasCurrent = templateHash(template) === result.hash;
+    setTemplateHash(template, result.hash);
+    setHeld(template, false);
+    const hash = short(result.hash);
+    const reason = wasHeld
+      ? `released the config-missing gate and stamped hash ${hash}`
+      : wasCurrent
+        ? `hash ${hash} already current`
+        : `stamped hash ${hash}`;
+    return respond(object, mutated, 'stamp', reason, []);
+  }
+
+  const summary = summarizeMissing(result.missing);
+  if (creating) {
+    // Pods wait visibly as SchedulingGated rather than crash-loop; a hash could only be partial.
+    setTemplateHash(template, undefined);
+    setHeld(template, true);
+    const event = configMissing(input, result.missing, `the ${workload.kind} is held`);
+    return respond(object, mutated, 'hold', `held: ${summary}`, event);
+  }
+  // Never roll with a partial hash, and never gate a running workload: keep what the template had.
+  setTemplateHash(template, oldHash);
+  setHeld(template, oldHeld);
+  const kept = oldHeld
+    ? `the ${workload.kind} stays held`
+    : oldHash === undefined
+      ? `the ${workload.kind} gets no config hash until then`
+      : `the ${workload.kind} keeps config hash ${short(oldHash)}`;
+  const event = configMissing(input, result.missing, kept);
+  return respond(object, mutated, oldHeld ? 'hold' : 'keep', `${summary}: ${kept}`, event);
+}
+
+export type OptIn = { readonly optedIn: true } | { readonly optedIn: false; readonly nearMiss?: string };
+
+const nearMissValues = new Set(['true', 't', 'yes', 'y', '1', 'on', 'enable', 'enabled']);
+
+/**
+ * Opt-in is exactly `"true"` in the workload's annotation. Values a person plausibly meant as yes, and
+ * the annotation put on the pod template instead, are near misses worth a warning.
+ */
+export function optInStatus(workload: Workload): OptIn {
+  const value = workload.metadata.annotations?.[optInAnnotation];
+  if (value === 'true') return { optedIn: true };
+  if (value !== undefined) {
+    return nearMissValues.has(value.trim().toLowerCase())
+      ? {
+          optedIn: false,
+          nearMiss: `${optInAnnotation} is ${JSON.stringify(value)}; wave opts in only on exactly "true"`,
+        }
+      : { optedIn: false };
+  }
+  if (workload.spec.template.metadata?.annotations?.[optInAnnotation] !== undefined) {
+    return {
+      optedIn: false,
+      nearMiss: `${optInAnnotation} is on the pod template; wave reads it from the ${workload.kind}'s own metadata`,
+    };
+  }
+  return { optedIn: false };
+}
+
+interface Computation {
+  readonly workload: Workload;
+  readonly consumed: ConsumedConfig;
+  readonly object: JsonRecord;
+  readonly templatePath: readonly string[];
+  readonly creating: boolean;
+  readonly oldHash: string | undefined;
+  readonly oldHeld: boolean;
+}
+
+/** Either the decision already, or what is needed to compute it: one chain of readable reasons to stop. */
+function planAdmission(facts: AdmissionFacts): { readonly decision: AdmissionDecision } | Computation {
+  const skip = (reason: string, events: readonly AdmissionEvent[] = []) => ({
+    decision: {
+      allowed: true as const,
+      patch: [],
+      decision: 'skip' as const,
+      reason,
+      events: facts.dryRun ? [] : events,
+    },
+  });
+  if (facts.fromOwnServiceAccount) return skip("request from wave's own service account");
+  if (facts.subResource !== undefined && facts.subResource !== '') {
+    return skip(`subresource ${facts.subResource} is not handled`);
+  }
+  if (facts.operation !== 'CREATE' && facts.operation !== 'UPDATE') {
+    return skip(`operation ${facts.operation} is not handled`);
+  }
+  const parsed = parseWorkload(
+    facts.object,
+    facts.namespace === undefined ? {} : { namespace: facts.namespace },
+  );
+  if (!parsed.ok) return skip(parsed.reason);
+  const workload = parsed.value;
+  const optIn = optInStatus(workload);
+  if (!optIn.optedIn) {
+    if (optIn.nearMiss === undefined) return skip('not opted in');
+    return skip(`not opted in: ${optIn.nearMiss}`, [
+      { type: 'Warning', reason: 'OptInNearMiss', message: optIn.nearMiss },
+    ]);
+  }
+  // parseWorkload found the template, so the kind is known and its template an object.
+  const templatePath = kindByName(workload.kind)?.templatePath ?? [];
+  const object = facts.object as JsonRecord;
+  const template = valueAt(object, templatePath);
+  const oldTemplate = facts.operation === 'UPDATE' ? valueAt(facts.oldObject, templatePath) : undefined;
+  const oldHash = templateHash(oldTemplate);
+  const oldHeld = isHeld(oldTemplate);
+
+  if (oldTemplate !== undefined && sameTemplateApartFromWave(oldTemplate, template)) {
+    // Scale, labels, a re-apply without the hash: no rollout starts here, and a stale cache undoes nothing.
+    const mutated = structuredClone(object);
+    const mutatedTemplate = valueAt(mutated, templatePath) as JsonRecord;
+    setTemplateHash(mutatedTemplate, oldHash);
+    setHeld(mutatedTemplate, oldHeld);
+    const newHash = templateHash(template);
+    const kept =
+      oldHash !== undefined
+        ? `${newHash === oldHash ? 'kept' : 'restored'} hash ${short(oldHash)}`
+        : newHash === undefined
+          ? 'no hash to keep'
+          : 'removed the hash the request set, the template had none';
+    const gate =
+      isHeld(template) === oldHeld
+        ? ''
+        : oldHeld
+          ? ' and restored the config-missing gate'
+          : ' and removed the config-missing gate the request set';
+    return { decision: respond(object, mutated, 'keep', `pod template unchanged: ${kept}${gate}`, []) };
+  }
+  return {
+    workload,
+    consumed: consumedConfig(workload),
+    object,
+    templatePath,
+    creating: facts.operation === 'CREATE',
+    oldHash,
+    oldHeld,
+  };
+}
+
+function respond(
+  original: JsonRecord,
+  mutated: JsonRecord,
+  decision: AdmissionDecisionKind,
+  reason: string,
+  events: readonly AdmissionEvent[],
+): AdmissionDecision {
+  return { allowed: true, patch: jsonPatch.compare(original, mutated), decision, reason, events };
+}
+
+function configMissing(
+  facts: AdmissionFacts,
+  missing: readonly MissingConfig[],
+  consequence: string,
+): readonly AdmissionEvent[] {
+  if (facts.dryRun) return [];
+  return [
+    { type: 'Warning', reason: 'ConfigMissing', message: `${summarizeMissing(missing)}; ${consequence}` },
+  ];
+}
+
+function short(hash: string): string {
+  return `${hash.slice(0, 12)}…`;
+}

@@ -1,0 +1,339 @@
+/**
+ * The few fields of Kubernetes objects that wave reads, as small types of our own, and parsers that turn
+ * wire JSON (`unknown`) into them. A field of the wrong type (a null map, a string where a list belongs)
+ * reads as absent; parsing never throws.
+ */
+import { asArray, asName, asRecord, asString, asStringMap, isRecord } from './json.ts';
+import { kindByName } from './kinds.ts';
+import type { WorkloadKind } from './kinds.ts';
+
+export interface ObjectMeta {
+  /** Empty at CREATE admission of an object that only has `generateName`. */
+  readonly name: string;
+  readonly generateName?: string;
+  readonly namespace?: string;
+  readonly annotations?: Readonly<Record<string, string>>;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly uid?: string;
+  readonly resourceVersion?: string;
+}
+
+export interface KeyToPath {
+  readonly key: string;
+}
+
+/** A reference to a whole ConfigMap or Secret (envFrom, or any of the volume forms). */
+export interface ObjectSource {
+  readonly name: string;
+  readonly optional?: boolean;
+  /** Volumes only: when non-empty, just these keys are projected. */
+  readonly items?: readonly KeyToPath[];
+}
+
+/** A reference to one key (env valueFrom). */
+export interface KeySelector {
+  readonly name: string;
+  readonly key: string;
+  readonly optional?: boolean;
+}
+
+export interface EnvFromSource {
+  readonly configMapRef?: ObjectSource;
+  readonly secretRef?: ObjectSource;
+}
+
+export interface EnvVar {
+  readonly name?: string;
+  readonly valueFrom?: {
+    readonly configMapKeyRef?: KeySelector;
+    readonly secretKeyRef?: KeySelector;
+  };
+}
+
+export interface Container {
+  readonly name?: string;
+  readonly envFrom?: readonly EnvFromSource[];
+  readonly env?: readonly EnvVar[];
+}
+
+export interface VolumeProjection {
+  readonly configMap?: ObjectSource;
+  readonly secret?: ObjectSource;
+}
+
+export interface Volume {
+  readonly name?: string;
+  readonly configMap?: ObjectSource;
+  /** The wire field is `secretName`; it is read into `name` like every other source. */
+  readonly secret?: ObjectSource;
+  readonly projected?: { readonly sources?: readonly VolumeProjection[] };
+}
+
+export interface PodSpec {
+  readonly volumes?: readonly Volume[];
+  readonly initContainers?: readonly Container[];
+  readonly containers?: readonly Container[];
+  readonly schedulingGates?: readonly { readonly name: string }[];
+}
+
+export interface PodTemplate {
+  readonly metadata?: {
+    readonly annotations?: Readonly<Record<string, string>>;
+    readonly labels?: Readonly<Record<string, string>>;
+  };
+  readonly spec?: PodSpec;
+}
+
+/**
+ * A parsed workload. `spec.template` is the pod template wherever its kind keeps it (see kinds.ts), and
+ * `metadata.namespace` is always resolved.
+ */
+export interface Workload {
+  readonly apiVersion: string;
+  readonly kind: WorkloadKind['kind'];
+  readonly metadata: ObjectMeta & { readonly namespace: string };
+  readonly spec: { readonly template: PodTemplate };
+}
+
+export type ChildKind = 'ConfigMap' | 'Secret';
+
+/** Identifies one ConfigMap or Secret. */
+export interface ChildRef {
+  readonly kind: ChildKind;
+  readonly namespace: string;
+  readonly name: string;
+}
+
+export interface ConfigMapData extends ChildRef {
+  readonly kind: 'ConfigMap';
+  /** UTF-8 text values. */
+  readonly data?: Readonly<Record<string, string>>;
+  /** Base64 values, as the API serves them. */
+  readonly binaryData?: Readonly<Record<string, string>>;
+}
+
+export interface SecretData extends ChildRef {
+  readonly kind: 'Secret';
+  /** Base64 values, as the API serves them. */
+  readonly data?: Readonly<Record<string, string>>;
+}
+
+export type ChildData = ConfigMapData | SecretData;
+
+/** Finds the current content of a ConfigMap or Secret; undefined when it does not exist. */
+export type ChildLookup = (kind: ChildKind, namespace: string, name: string) => ChildData | undefined;
+
+export type Parsed<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
+
+export function parseObjectMeta(value: unknown): ObjectMeta {
+  const meta = asRecord(value) ?? {};
+  const optional = {
+    generateName: asName(meta['generateName']),
+    namespace: asName(meta['namespace']),
+    annotations: asStringMap(meta['annotations']),
+    labels: asStringMap(meta['labels']),
+    uid: asName(meta['uid']),
+    resourceVersion: asName(meta['resourceVersion']),
+  };
+  return { name: asString(meta['name']) ?? '', ...definedOnly(optional) };
+}
+
+export interface ParseWorkloadOptions {
+  /** The namespace to assume when the object carries none (the admission request's namespace). */
+  readonly namespace?: string;
+  /** The kind to assume when the object carries none (items of a typed list). */
+  readonly kind?: string;
+}
+
+/** Reads a Deployment, StatefulSet or DaemonSet; any other input gets a readable reason. */
+export function parseWorkload(value: unknown, options: ParseWorkloadOptions = {}): Parsed<Workload> {
+  if (!isRecord(value)) return { ok: false, reason: 'object is not a JSON object' };
+  const kindName = asName(value['kind']) ?? options.kind;
+  if (kindName === undefined) return { ok: false, reason: 'object has no kind' };
+  const kind = kindByName(kindName);
+  if (kind === undefined)
+    return { ok: false, reason: `kind ${kindName} is not a workload kind wave manages` };
+  const expectedApiVersion = `${kind.group}/${kind.version}`;
+  const apiVersion = asName(value['apiVersion']) ?? expectedApiVersion;
+  if (apiVersion !== expectedApiVersion) {
+    return { ok: false, reason: `${apiVersion} ${kindName} is not ${expectedApiVersion}` };
+  }
+  const metadata = parseObjectMeta(value['metadata']);
+  const namespace = metadata.namespace ?? options.namespace;
+  if (namespace === undefined) return { ok: false, reason: `${kindName} ${metadata.name} has no namespace` };
+  const template = asRecord(valueAt(value, kind.templatePath));
+  if (template === undefined) {
+    return {
+      ok: false,
+      reason: `${kindName} ${metadata.name} has no pod template at ${kind.templatePath.join('.')}`,
+    };
+  }
+  return {
+    ok: true,
+    value: {
+      apiVersion,
+      kind: kind.kind,
+      metadata: { ...metadata, namespace },
+      spec: { template: parsePodTemplate(template) },
+    },
+  };
+}
+
+/** The value at a path of object keys, or undefined when any step is missing or not an object. */
+export function valueAt(value: unknown, path: readonly string[]): unknown {
+  let current = value;
+  for (const segment of path) {
+    if (!isRecord(current)) return undefined;
+    current = current[segment];
+  }
+  return current;
+}
+
+export function parsePodTemplate(value: unknown): PodTemplate {
+  const template = asRecord(value) ?? {};
+  const metadata = asRecord(template['metadata']);
+  const spec = asRecord(template['spec']);
+  return definedOnly({
+    metadata:
+      metadata &&
+      definedOnly({
+        annotations: asStringMap(metadata['annotations']),
+        labels: asStringMap(metadata['labels']),
+      }),
+    spec: spec && parsePodSpec(spec),
+  });
+}
+
+function parsePodSpec(spec: Record<string, unknown>): PodSpec {
+  return {
+    volumes: asArray(spec['volumes']).filter(isRecord).map(parseVolume),
+    initContainers: asArray(spec['initContainers']).filter(isRecord).map(parseContainer),
+    containers: asArray(spec['containers']).filter(isRecord).map(parseContainer),
+    schedulingGates: asArray(spec['schedulingGates']).flatMap((gate) => {
+      const name = asName(asRecord(gate)?.['name']);
+      return name === undefined ? [] : [{ name }];
+    }),
+  };
+}
+
+function parseVolume(volume: Record<string, unknown>): Volume {
+  const projected = asRecord(volume['projected']);
+  return definedOnly({
+    name: asString(volume['name']),
+    configMap: parseObjectSource(volume['configMap'], 'name'),
+    secret: parseObjectSource(volume['secret'], 'secretName'),
+    projected: projected && {
+      sources: asArray(projected['sources'])
+        .filter(isRecord)
+        .map((source) =>
+          definedOnly({
+            configMap: parseObjectSource(source['configMap'], 'name'),
+            secret: parseObjectSource(source['secret'], 'name'),
+          }),
+        ),
+    },
+  });
+}
+
+function parseContainer(container: Record<string, unknown>): Container {
+  return definedOnly({
+    name: asString(container['name']),
+    envFrom: asArray(container['envFrom'])
+      .filter(isRecord)
+      .map((source) =>
+        definedOnly({
+          configMapRef: parseObjectSource(source['configMapRef'], 'name', false),
+          secretRef: parseObjectSource(source['secretRef'], 'name', false),
+        }),
+      ),
+    env: asArray(container['env'])
+      .filter(isRecord)
+      .map((envVar) => {
+        const valueFrom = asRecord(envVar['valueFrom']);
+        return definedOnly({
+          name: asString(envVar['name']),
+          valueFrom:
+            valueFrom &&
+            definedOnly({
+              configMapKeyRef: parseKeySelector(valueFrom['configMapKeyRef']),
+              secretKeyRef: parseKeySelector(valueFrom['secretKeyRef']),
+            }),
+        });
+      }),
+  });
+}
+
+function parseObjectSource(
+  value: unknown,
+  nameField: 'name' | 'secretName',
+  hasItems = true,
+): ObjectSource | undefined {
+  const source = asRecord(value);
+  const name = asName(source?.[nameField]);
+  if (source === undefined || name === undefined) return undefined;
+  // envFrom has no items: whatever such a field holds, envFrom takes every key.
+  const items =
+    hasItems && Array.isArray(source['items'])
+      ? asArray(source['items']).flatMap((item) => {
+          const key = asName(asRecord(item)?.['key']);
+          return key === undefined ? [] : [{ key }];
+        })
+      : undefined;
+  return { name, ...definedOnly({ optional: source['optional'] === true ? true : undefined, items }) };
+}
+
+function parseKeySelector(value: unknown): KeySelector | undefined {
+  const selector = asRecord(value);
+  const name = asName(selector?.['name']);
+  const key = asName(selector?.['key']);
+  if (selector === undefined || name === undefined || key === undefined) return undefined;
+  return selector['optional'] === true ? { name, key, optional: true } : { name, key };
+}
+
+/** Reads a ConfigMap; undefined when it has no name or no namespace (and no default is given). */
+export function parseConfigMap(value: unknown, defaultNamespace?: string): ConfigMapData | undefined {
+  const object = asRecord(value);
+  const metadata = parseObjectMeta(object?.['metadata']);
+  const namespace = metadata.namespace ?? defaultNamespace;
+  if (object === undefined || metadata.name === '' || namespace === undefined) return undefined;
+  return {
+    kind: 'ConfigMap',
+    namespace,
+    name: metadata.name,
+    ...definedOnly({ data: asStringMap(object['data']), binaryData: asStringMap(object['binaryData']) }),
+  };
+}
+
+/** Reads a Secret as the API serves it (`data` in base64); undefined when it has no name or namespace. */
+export function parseSecret(value: unknown, defaultNamespace?: string): SecretData | undefined {
+  const object = asRecord(value);
+  const metadata = parseObjectMeta(object?.['metadata']);
+  const namespace = metadata.namespace ?? defaultNamespace;
+  if (object === undefined || metadata.name === '' || namespace === undefined) return undefined;
+  return {
+    kind: 'Secret',
+    namespace,
+    name: metadata.name,
+    ...definedOnly({ data: asStringMap(object['data']) }),
+  };
+}
+
+/** The key under which a child is indexed: `Kind/namespace/name`. */
+export function childKey(ref: ChildRef): string {
+  return `${ref.kind}/${ref.namespace}/${ref.name}`;
+}
+
+/** A lookup over a fixed set of objects, e.g. those the webhook fetched fresh or a manifest file holds. */
+export function childLookupFrom(children: Iterable<ChildData>): ChildLookup {
+  const byKey = new Map<string, ChildData>();
+  for (const child of children) byKey.set(childKey(child), child);
+  return (kind, namespace, name) => byKey.get(childKey({ kind, namespace, name }));
+}
+
+/** Drops undefined properties, so optional fields are absent rather than present-but-undefined. */
+function definedOnly<T extends object>(value: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter((entry) => entry[1] !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
+}

@@ -1,0 +1,160 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { expectedVectors, vectorsDir } from './support/vectors.ts';
+
+const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const vector = (file: string) => fileURLToPath(new URL(file, vectorsDir));
+
+function wave(args: string[], input?: string) {
+  const run = spawnSync(process.execPath, [main, ...args], { input, encoding: 'utf8' });
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+const expected = expectedVectors();
+/** The line `wave hash` prints for each vector. */
+const lines = Object.fromEntries(
+  Object.entries(expected).map(([file, want]) => [
+    file,
+    want.configHash === null
+      ? `${want.workload} missing: ${want.missingRequired.join(', ')}`
+      : `${want.workload} ${want.configHash}`,
+  ]),
+);
+
+t.test('wave hash prints the expected hash of every vector', (t) => {
+  for (const [file, want] of Object.entries(expected)) {
+    const run = wave(['hash', '-f', vector(file)]);
+    t.equal(run.stdout, `${lines[file] ?? ''}\n`, file);
+    t.equal(run.status, want.configHash === null ? 3 : 0, `${file} exit status`);
+    t.equal(run.stderr, '', `${file} writes nothing to stderr`);
+  }
+  t.end();
+});
+
+t.test('several files are read together, in order; --file and -f - (stdin) work alike', (t) => {
+  const files = ['02-no-references.yaml', '05-cross-namespace-extras.yaml'];
+  const run = wave(['hash', '--file', vector(files[0] ?? ''), '-f', '-'], `# piped\n${manifest05()}`);
+  t.equal(run.stdout, files.map((f) => `${lines[f] ?? ''}\n`).join(''));
+  t.equal(run.status, 0);
+  t.end();
+});
+
+t.test('a missing workload anywhere makes the exit status 3, after every line is printed', (t) => {
+  const run = wave([
+    'hash',
+    '-f',
+    vector('06-missing-required.yaml'),
+    `--file=${vector('01-wave-reference.yaml')}`,
+  ]);
+  t.equal(
+    run.stdout,
+    `${lines['06-missing-required.yaml'] ?? ''}\n${lines['01-wave-reference.yaml'] ?? ''}\n`,
+  );
+  t.equal(run.status, 3);
+  t.end();
+});
+
+t.test(
+  'Secret stringData counts and wins over data; namespaces default to "default"; Lists are read',
+  (t) => {
+    const manifest = `
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Secret
+    metadata: {name: db}
+    data: {user: b2xk, host: aG9zdA==}
+    stringData: {user: new}
+  - apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: app}
+    spec:
+      template:
+        spec:
+          containers: [{name: app, envFrom: [{secretRef: {name: db}}]}]
+`;
+    const run = wave(['hash', '-f', '-'], manifest);
+    const { createHash } = process.getBuiltinModule('node:crypto');
+    const input = '{"configMaps":{},"secrets":{"db":{"host":"aG9zdA==","user":"bmV3"}}}';
+    t.equal(run.stdout, `Deployment/default/app ${createHash('sha256').update(input).digest('hex')}\n`);
+    t.equal(run.status, 0);
+    t.end();
+  },
+);
+
+t.test('invalid YAML exits 2 naming the file, line and column', (t) => {
+  const run = wave(['hash', '-f', '-'], 'kind: ConfigMap\nmetadata: {name: a\ndata: x\n');
+  t.equal(run.status, 2);
+  t.match(run.stderr, /^wave hash: <stdin>:\d+:\d+: .+\n$/);
+  t.equal(run.stdout, '');
+  t.end();
+});
+
+t.test('a value kubectl would refuse exits 2 pointing at it', (t) => {
+  const unquoted = wave(
+    ['hash', '-f', '-'],
+    'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  port: 8080\n',
+  );
+  t.equal(unquoted.status, 2);
+  t.equal(
+    unquoted.stderr,
+    'wave hash: <stdin>:5:9: ConfigMap default/a: data.port is not a string (quote it)\n',
+  );
+  const notBase64 = wave(
+    ['hash', '-f', '-'],
+    'apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: x}\ndata: {k: "%%"}\n',
+  );
+  t.equal(notBase64.status, 2);
+  t.equal(notBase64.stderr, 'wave hash: <stdin>:4:11: Secret x/s: data.k is not valid base64\n');
+  t.end();
+});
+
+t.test('an unreadable file, a missing -f and an unknown option are usage errors', (t) => {
+  const unreadable = wave(['hash', '-f', '/nonexistent/wave.yaml']);
+  t.equal(unreadable.status, 2);
+  t.match(unreadable.stderr, /^wave hash: cannot read \/nonexistent\/wave\.yaml: .*ENOENT/);
+  const noFile = wave(['hash']);
+  t.equal(noFile.status, 2);
+  t.match(noFile.stderr, /-f FILE is required/);
+  const unknown = wave(['hash', '--frobnicate']);
+  t.equal(unknown.status, 2);
+  t.match(unknown.stderr, /Unknown option '--frobnicate'/);
+  t.end();
+});
+
+t.test('a file without workloads says so and hashes nothing', (t) => {
+  const run = wave(['hash', '-f', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n');
+  t.equal(run.stdout, '');
+  t.match(run.stderr, /no Deployment, StatefulSet or DaemonSet in -/);
+  t.equal(run.status, 0);
+  t.end();
+});
+
+t.test('wave --help lists the commands; wave hash --help documents its usage', (t) => {
+  const top = wave(['--help']);
+  t.equal(top.status, 0);
+  t.match(top.stdout, /Usage: wave <command>/);
+  t.match(top.stdout, /\n {2}hash {2}/);
+  const hash = wave(['hash', '--help']);
+  t.equal(hash.status, 0);
+  t.match(hash.stdout, /Usage: wave hash -f FILE/);
+  t.match(hash.stdout, /Exit status: 0 .* 3 .*\n2 usage error/);
+  t.end();
+});
+
+t.test('no command or an unknown one is a usage error', (t) => {
+  const none = wave([]);
+  t.equal(none.status, 2);
+  t.match(none.stderr, /Usage: wave <command>/);
+  const unknown = wave(['frobnicate']);
+  t.equal(unknown.status, 2);
+  t.match(unknown.stderr, /unknown command "frobnicate"/);
+  t.end();
+});
+
+function manifest05(): string {
+  const { readFileSync } = process.getBuiltinModule('node:fs');
+  return readFileSync(vector('05-cross-namespace-extras.yaml'), 'utf8');
+}
