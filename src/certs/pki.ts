@@ -1,0 +1,250 @@
+import { X509Certificate, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import forge from 'node-forge';
+
+/** A certificate and its private key, PEM encoded (the key as PKCS#8). */
+export interface CertificatePem {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+export interface CreateCAOptions {
+  readonly commonName: string;
+  readonly validityDays: number;
+  /** Start of the validity window; the caller owns the clock. */
+  readonly now: Date;
+  /** RSA modulus length; default 2048. */
+  readonly keyBits?: number;
+}
+
+export interface CreateServingCertOptions {
+  readonly ca: CertificatePem;
+  /** Subject alternative names clients verify, e.g. `serviceDnsNames('wave', 'wave-system')`. */
+  readonly dnsNames: readonly string[];
+  readonly ipAddresses?: readonly string[];
+  /** Subject CN; defaults to the first DNS name (clients verify SANs, never the CN). */
+  readonly commonName?: string;
+  readonly validityDays: number;
+  readonly now: Date;
+  readonly keyBits?: number;
+}
+
+/** What wave needs to know about a certificate: validity, role, names. */
+export interface CertificateInfo {
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly isCA: boolean;
+  readonly subjectCN: string | undefined;
+  readonly issuerCN: string | undefined;
+  readonly dnsNames: readonly string[];
+  readonly ips: readonly string[];
+  /** Uppercase hex, as openssl prints it. */
+  readonly serialNumber: string;
+  /** SHA-256 fingerprint, colon-separated uppercase hex. */
+  readonly fingerprint256: string;
+}
+
+export class CertificateError extends Error {
+  override name = 'CertificateError';
+}
+
+const defaultKeyBits = 2048;
+const dayMs = 24 * 60 * 60 * 1000;
+
+/** The names a Service is reached by from inside the cluster, shortest first. */
+export function serviceDnsNames(
+  service: string,
+  namespace: string,
+  clusterDomain = 'cluster.local',
+): string[] {
+  return [
+    service,
+    `${service}.${namespace}`,
+    `${service}.${namespace}.svc`,
+    `${service}.${namespace}.svc.${clusterDomain}`,
+  ];
+}
+
+/** A self-signed CA that signs serving certificates (basicConstraints CA:true, keyCertSign). */
+export function createCA(opts: CreateCAOptions): CertificatePem {
+  requireValidity(opts.validityDays, opts.now);
+  if (opts.commonName.trim() === '') throw new CertificateError('a CA needs a non-empty commonName');
+  const keys = generateRsaKey(opts.keyBits);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = randomSerial();
+  setValidity(cert, opts.now, opts.validityDays);
+  const subject = [{ shortName: 'CN', value: opts.commonName }];
+  cert.setSubject(subject);
+  cert.setIssuer(subject);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  cert.sign(keys.privateKey, forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.keyPem };
+}
+
+/** A TLS server certificate signed by `ca`, valid for the given DNS names and IP addresses. */
+export function createServingCert(opts: CreateServingCertOptions): CertificatePem {
+  requireValidity(opts.validityDays, opts.now);
+  const ips = opts.ipAddresses ?? [];
+  if (opts.dnsNames.length === 0 && ips.length === 0) {
+    throw new CertificateError('a serving certificate needs at least one DNS name or IP address');
+  }
+  for (const ip of ips) {
+    if (isIP(ip) === 0) throw new CertificateError(`"${ip}" is not an IP address`);
+  }
+  const caInfo = parseCert(opts.ca.certPem);
+  if (!caInfo.isCA)
+    throw new CertificateError('the issuing certificate is not a CA (basicConstraints CA:false)');
+  if (!keyMatchesCert(opts.ca.certPem, opts.ca.keyPem)) {
+    throw new CertificateError('the CA private key does not belong to the CA certificate');
+  }
+  const caCert = forge.pki.certificateFromPem(opts.ca.certPem);
+  const caKey = forge.pki.privateKeyFromPem(opts.ca.keyPem);
+
+  const keys = generateRsaKey(opts.keyBits);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = randomSerial();
+  setValidity(cert, opts.now, opts.validityDays);
+  const commonName = opts.commonName ?? opts.dnsNames[0] ?? ips[0] ?? '';
+  cert.setSubject([{ shortName: 'CN', value: commonName }]);
+  cert.setIssuer(caCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    {
+      name: 'subjectAltName',
+      altNames: [
+        ...opts.dnsNames.map((value) => ({ type: 2, value })),
+        ...ips.map((ip) => ({ type: 7, ip })),
+      ],
+    },
+    { name: 'subjectKeyIdentifier' },
+    { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
+  ]);
+  cert.sign(caKey, forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.keyPem };
+}
+
+const pemCertificate = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/** The certificates in a PEM bundle (such as a caBundle holding two CAs), in order. */
+export function splitPemBundle(pem: string): string[] {
+  return [...pem.matchAll(pemCertificate)].map((m) => `${m[0]}\n`);
+}
+
+/**
+ * Reads the first certificate of a PEM text. Any key type parses (a cert-manager certificate may be
+ * ECDSA). Throws CertificateError saying what is wrong.
+ */
+export function parseCert(pem: string): CertificateInfo {
+  const first = splitPemBundle(pem)[0];
+  if (first === undefined) {
+    throw new CertificateError(
+      pem.trim() === ''
+        ? 'the certificate is empty'
+        : 'no "-----BEGIN CERTIFICATE-----" block found: the text is not a PEM certificate',
+    );
+  }
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(first);
+  } catch (err) {
+    throw new CertificateError(`the PEM certificate block cannot be decoded: ${errorMessage(err)}`);
+  }
+  const altNames = parseSubjectAltName(x509.subjectAltName);
+  return {
+    notBefore: x509.validFromDate,
+    notAfter: x509.validToDate,
+    isCA: x509.ca,
+    subjectCN: commonNameOf(x509.subject),
+    issuerCN: commonNameOf(x509.issuer),
+    dnsNames: altNames.dns,
+    ips: altNames.ips,
+    serialNumber: x509.serialNumber.toUpperCase(),
+    fingerprint256: x509.fingerprint256,
+  };
+}
+
+/** Whether `keyPem` is the private key of the (first) certificate in `certPem`. False for unreadable input. */
+export function keyMatchesCert(certPem: string, keyPem: string): boolean {
+  try {
+    return new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem));
+  } catch {
+    return false;
+  }
+}
+
+interface RsaKeys {
+  readonly publicKey: forge.pki.rsa.PublicKey;
+  readonly privateKey: forge.pki.rsa.PrivateKey;
+  readonly keyPem: string;
+}
+
+// forge's keygen is pure JavaScript (seconds per 2048-bit key); OpenSSL's takes milliseconds.
+function generateRsaKey(keyBits = defaultKeyBits): RsaKeys {
+  if (!Number.isInteger(keyBits) || keyBits < 2048) {
+    throw new CertificateError(`keyBits must be an integer of at least 2048 (got ${String(keyBits)})`);
+  }
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: keyBits,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  return {
+    publicKey: forge.pki.publicKeyFromPem(publicKey),
+    privateKey: forge.pki.privateKeyFromPem(privateKey),
+    keyPem: privateKey,
+  };
+}
+
+// 16 random bytes, high bit clear so the DER INTEGER is positive, next bit set so it has no leading zero.
+function randomSerial(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x40;
+  return bytes.toString('hex');
+}
+
+function setValidity(cert: forge.pki.Certificate, now: Date, validityDays: number): void {
+  // X.509 times have one-second resolution; truncating keeps parseCert(cert).notBefore equal to now.
+  const start = Math.floor(now.getTime() / 1000) * 1000;
+  cert.validity.notBefore = new Date(start);
+  cert.validity.notAfter = new Date(start + validityDays * dayMs);
+}
+
+function requireValidity(validityDays: number, now: Date): void {
+  if (!Number.isFinite(validityDays) || validityDays <= 0) {
+    throw new CertificateError(`validityDays must be a positive number (got ${String(validityDays)})`);
+  }
+  if (Number.isNaN(now.getTime())) throw new CertificateError('now is an invalid Date');
+}
+
+function commonNameOf(distinguishedName: string): string | undefined {
+  for (const line of distinguishedName.split('\n')) {
+    if (line.startsWith('CN=')) return line.slice(3);
+  }
+  return undefined;
+}
+
+// Node prints SANs as `DNS:a, DNS:b, IP Address:127.0.0.1`, quoting (JSON) any entry containing ", ".
+function parseSubjectAltName(san: string | undefined): { dns: string[]; ips: string[] } {
+  const dns: string[] = [];
+  const ips: string[] = [];
+  if (san === undefined) return { dns, ips };
+  for (const match of san.matchAll(/(?:^|, )("(?:[^"\\]|\\.)*"|[^,]+)/g)) {
+    const raw = match[1] ?? '';
+    const entry = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
+    if (entry.startsWith('DNS:')) dns.push(entry.slice(4));
+    else if (entry.startsWith('IP Address:')) ips.push(entry.slice(11));
+  }
+  return { dns, ips };
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
