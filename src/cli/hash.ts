@@ -3,12 +3,11 @@
  * and Secrets in the same manifests, offline. The hash is exactly what wave would stamp in a cluster
  * holding those objects.
  */
-import { createHash } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { encodeUtf8Base64, normaliseBase64 } from '../core/base64.ts';
 import { computeConfigHash, describeMissing } from '../core/hash.ts';
-import type { Hasher } from '../core/hash.ts';
+import { sha256Hex } from '../sha256.ts';
 import { asArray, asRecord, isRecord } from '../core/json.ts';
 import type { JsonRecord } from '../core/json.ts';
 import { kindByName } from '../core/kinds.ts';
@@ -16,8 +15,6 @@ import { childLookupFrom, parseConfigMap, parseSecret, parseWorkload } from '../
 import type { ChildData, Workload } from '../core/objects.ts';
 import { consumedConfig } from '../core/refs.ts';
 import type { CliIo, Command } from './main.ts';
-
-export const sha256Hex: Hasher = (input) => createHash('sha256').update(input).digest('hex');
 
 const exit = { hashed: 0, usage: 2, missing: 3 } as const;
 

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import { hashCommand } from './hash.ts';
+import { serveCommand } from './serve.ts';
 
 /** The process's I/O, passed in so a command can be run in-process by tests. */
 export interface CliIo {
@@ -26,7 +27,7 @@ export interface Command {
 /** Exit statuses of the dispatcher itself; each command documents its own. */
 const exitCodes = { ok: 0, failure: 1, usage: 2 } as const;
 
-const commands: readonly Command[] = [hashCommand];
+const commands: readonly Command[] = [serveCommand, hashCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

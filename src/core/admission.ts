@@ -7,7 +7,6 @@
  * parallel), then decideAdmission() with a lookup over them.
  */
 import jsonPatch from 'fast-json-patch';
-import type { Operation as JsonPatchOperation } from 'fast-json-patch';
 import { optInAnnotation } from './annotations.ts';
 import { computeConfigHash, summarizeMissing } from './hash.ts';
 import type { Hasher, MissingConfig } from './hash.ts';
@@ -19,7 +18,11 @@ import { consumedConfig } from './refs.ts';
 import type { ConsumedConfig } from './refs.ts';
 import { isHeld, sameTemplateApartFromWave, setHeld, setTemplateHash, templateHash } from './template.ts';
 
-export type { JsonPatchOperation };
+/** One RFC 6902 operation (fast-json-patch's own type adds its private `_get`). */
+export type JsonPatchOperation =
+  | { readonly op: 'add' | 'replace' | 'test'; readonly path: string; readonly value: unknown }
+  | { readonly op: 'remove'; readonly path: string }
+  | { readonly op: 'move' | 'copy'; readonly from: string; readonly path: string };
 
 /** What the edge reads off an AdmissionReview request. */
 export interface AdmissionFacts {
@@ -242,7 +245,9 @@ function respond(
   reason: string,
   events: readonly AdmissionEvent[],
 ): AdmissionDecision {
-  return { allowed: true, patch: jsonPatch.compare(original, mutated), decision, reason, events };
+  // compare() only ever emits add, remove and replace.
+  const patch = jsonPatch.compare(original, mutated) as JsonPatchOperation[];
+  return { allowed: true, patch, decision, reason, events };
 }
 
 function configMissing(

@@ -3,6 +3,8 @@
  * the responses. No I/O; every function here is pure.
  */
 
+import type { JsonPatchOperation } from '../core/admission.ts';
+
 export const admissionApiVersion = 'admission.k8s.io/v1';
 export const admissionReviewKind = 'AdmissionReview';
 
@@ -42,11 +44,8 @@ export interface AdmissionRequestV1 {
   readonly dryRun: boolean;
 }
 
-/** One RFC 6902 operation. */
-export type JsonPatchOp =
-  | { readonly op: 'add' | 'replace' | 'test'; readonly path: string; readonly value: unknown }
-  | { readonly op: 'remove'; readonly path: string }
-  | { readonly op: 'move' | 'copy'; readonly from: string; readonly path: string };
+/** One RFC 6902 operation, as the core produces them. */
+export type JsonPatchOp = JsonPatchOperation;
 
 export type ParseResult =
   | { readonly ok: true; readonly request: AdmissionRequestV1 }

@@ -1,0 +1,74 @@
+// Events on workloads (ConfigMissing, ConfigChanged, ...). Recording never blocks the caller and never
+// fails it: admission and reconciles go on while the Event is written, and a failure is only logged.
+import { hostname } from 'node:os';
+import type { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { apiErrorMessage } from './client.ts';
+
+export interface EventTarget {
+  apiVersion: string;
+  kind: string;
+  namespace: string;
+  name: string;
+  uid?: string | undefined;
+}
+
+export interface WaveEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+export interface EventRecorder {
+  record(target: EventTarget, event: WaveEvent): void;
+  /** Resolves when every Event recorded so far has been written (or has failed). */
+  flush(): Promise<void>;
+}
+
+const component = 'wave';
+
+export function eventRecorder(core: CoreV1Api, logger: Logger): EventRecorder {
+  const pending = new Set<Promise<void>>();
+  const instance = hostname();
+  return {
+    record(target, event) {
+      const now = new Date();
+      const body: CoreV1Event = {
+        metadata: { generateName: `${target.name}.`, namespace: target.namespace },
+        involvedObject: {
+          apiVersion: target.apiVersion,
+          kind: target.kind,
+          namespace: target.namespace,
+          name: target.name,
+          ...(target.uid === undefined ? {} : { uid: target.uid }),
+        },
+        type: event.type,
+        reason: event.reason,
+        // The API limits an Event message to 1 KiB.
+        message: event.message.length > 1024 ? `${event.message.slice(0, 1021)}...` : event.message,
+        source: { component },
+        reportingComponent: component,
+        reportingInstance: instance,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      };
+      const write = core
+        .createNamespacedEvent({ namespace: target.namespace, body })
+        .then(
+          () => undefined,
+          (err: unknown) => {
+            logger.warn(
+              { event: event.reason, workload: `${target.kind}/${target.namespace}/${target.name}` },
+              `could not record Event: ${apiErrorMessage(err)}`,
+            );
+          },
+        )
+        .finally(() => pending.delete(write));
+      pending.add(write);
+    },
+    async flush() {
+      await Promise.all([...pending]);
+    },
+  };
+}

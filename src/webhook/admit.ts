@@ -1,0 +1,44 @@
+// Wires the pure admission decision to the cluster: fresh reads of the consumed children when the core
+// asks for them, and the Events it decides on (never for dryRun requests).
+import { decideAdmission, needsFreshChildren } from '../core/admission.ts';
+import type { AdmissionFacts } from '../core/admission.ts';
+import type { Hasher } from '../core/hash.ts';
+import { childLookupFrom } from '../core/objects.ts';
+import type { ChildReader } from '../kube/children.ts';
+import type { EventRecorder } from '../kube/events.ts';
+import type { Admit } from './admission-route.ts';
+import { objectName } from './admission-review.ts';
+
+export interface AdmitDependencies {
+  readChildren: ChildReader;
+  events: EventRecorder;
+  hasher: Hasher;
+  /** wave's own username (system:serviceaccount:<ns>:<name>): its writes pass through untouched. */
+  ownUsername: string;
+}
+
+export function createAdmit(deps: AdmitDependencies): Admit {
+  return async (request) => {
+    const facts: AdmissionFacts = {
+      operation: request.operation,
+      object: request.object,
+      oldObject: request.oldObject ?? undefined,
+      namespace: request.namespace,
+      dryRun: request.dryRun,
+      fromOwnServiceAccount: request.userInfo.username === deps.ownUsername,
+    };
+    const fresh = needsFreshChildren(facts);
+    const children = fresh.needed ? await deps.readChildren(fresh.children) : [];
+    const decision = decideAdmission({ ...facts, children: childLookupFrom(children), hasher: deps.hasher });
+    if (!request.dryRun) {
+      const target = {
+        apiVersion: `${request.kind.group}/${request.kind.version}`,
+        kind: request.kind.kind,
+        namespace: request.namespace,
+        name: objectName(request),
+      };
+      for (const event of decision.events) deps.events.record(target, event);
+    }
+    return { patch: decision.patch, decision: decision.decision, reason: decision.reason };
+  };
+}

@@ -1,0 +1,102 @@
+// The MutatingWebhookConfiguration that makes the apiserver call wave. The manifests ship the same object;
+// `wave serve --register-webhook` writes it for local runs, pointing at this process.
+import type { AdmissionregistrationV1Api, V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import { isNotFound } from '../kube/client.ts';
+
+const optIn = 'wave.pusher.com/update-on-config-change';
+
+/**
+ * CEL for matchConditions: the apiserver calls wave only for workloads whose opt-in annotation is "true",
+ * or a near miss ("True", "yes", "on", "1") that deserves a warning Event. Nothing else is sent.
+ */
+export const optInCondition = [
+  `has(object.metadata.annotations)`,
+  `'${optIn}' in object.metadata.annotations`,
+  `object.metadata.annotations['${optIn}'].trim().lowerAscii() in ['true', 'yes', 'y', 'on', '1', 'enabled']`,
+].join(' && ');
+
+export interface RegistrationOptions {
+  name: string;
+  /** Where the apiserver reaches wave: a URL (local runs) or a Service (in the cluster). */
+  target: { url: string } | { service: { namespace: string; name: string; port: number } };
+  path: string;
+  caBundlePem: string;
+  /** Only these namespaces are sent to the webhook; empty: all but the excluded ones. */
+  namespaces: readonly string[];
+  /** Namespaces never sent to the webhook: kube-system and wave's own. */
+  excludedNamespaces: readonly string[];
+  timeoutSeconds: number;
+}
+
+export function webhookConfiguration(o: RegistrationOptions): V1MutatingWebhookConfiguration {
+  const caBundle = Buffer.from(o.caBundlePem).toString('base64');
+  const clientConfig =
+    'url' in o.target
+      ? { url: `${o.target.url}${o.path}`, caBundle }
+      : { service: { ...o.target.service, path: o.path }, caBundle };
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: o.name, labels: { 'app.kubernetes.io/name': 'wave' } },
+    webhooks: [
+      {
+        name: 'workloads.wave.pusher.com',
+        admissionReviewVersions: ['v1'],
+        clientConfig,
+        rules: [
+          {
+            apiGroups: ['apps'],
+            apiVersions: ['v1'],
+            operations: ['CREATE', 'UPDATE'],
+            resources: ['deployments', 'statefulsets', 'daemonsets'],
+            scope: 'Namespaced',
+          },
+        ],
+        matchConditions: [{ name: 'opted-in', expression: optInCondition }],
+        namespaceSelector: {
+          matchExpressions: [
+            { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [...o.excludedNamespaces] },
+            ...(o.namespaces.length === 0
+              ? []
+              : [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [...o.namespaces] }]),
+          ],
+        },
+        failurePolicy: 'Ignore',
+        sideEffects: 'None',
+        timeoutSeconds: o.timeoutSeconds,
+        reinvocationPolicy: 'IfNeeded',
+        matchPolicy: 'Equivalent',
+      },
+    ],
+  };
+}
+
+/** Creates the configuration, or replaces an existing one of that name. */
+export async function registerWebhook(
+  api: AdmissionregistrationV1Api,
+  config: V1MutatingWebhookConfiguration,
+): Promise<void> {
+  const name = config.metadata?.name ?? '';
+  try {
+    const existing = await api.readMutatingWebhookConfiguration({ name });
+    const resourceVersion = existing.metadata?.resourceVersion;
+    await api.replaceMutatingWebhookConfiguration({
+      name,
+      body: {
+        apiVersion: config.apiVersion,
+        kind: config.kind,
+        metadata: { name, labels: config.metadata?.labels, resourceVersion },
+        webhooks: config.webhooks,
+      },
+    });
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await api.createMutatingWebhookConfiguration({ body: config });
+  }
+}
+
+export async function deregisterWebhook(api: AdmissionregistrationV1Api, name: string): Promise<void> {
+  await api.deleteMutatingWebhookConfiguration({ name }).catch((err: unknown) => {
+    if (!isNotFound(err)) throw err;
+  });
+}
