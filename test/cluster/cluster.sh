@@ -8,14 +8,17 @@
 #   cluster.sh status             say what runs
 #   cluster.sh stop <component>   stop one component (e.g. kube-apiserver, for restart tests)
 #   cluster.sh start <component>  start it again with the same flags and ports
+#
+# WAVE_CLUSTER_DIR=<dir> puts a second control plane's state, logs and kubeconfig in <dir>.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-local_dir=$root/.local
+# WAVE_CLUSTER_DIR runs a second, private control plane (tests that restart the apiserver use one).
+local_dir=${WAVE_CLUSTER_DIR:-$root/.local}
 state=$local_dir/cluster
 logs=$local_dir/logs
-bin=$local_dir/bin
+bin=$root/.local/bin
 kubeconfig=$local_dir/kubeconfig
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 node_name=kwok-node-0
@@ -245,5 +248,5 @@ case "${1:-}" in
   status) status ;;
   stop) stop_component "${2:?component}" ;;
   start) mkdir -p "$logs"; start_component "${2:?component}" ;;
-  *) sed -n '2,12s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,14s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 esac
