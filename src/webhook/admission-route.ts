@@ -70,7 +70,8 @@ export function admissionRoute(app: FastifyInstance, opts: AdmissionRouteOptions
       uid: review.uid,
       kind: review.kind.kind,
       namespace: review.namespace,
-      name: objectName(review),
+      // not `name`: that is pino's logger name on every line.
+      workload: `${review.kind.kind}/${review.namespace}/${objectName(review)}`,
       operation: review.operation,
       user: review.userInfo.username,
       dryRun: review.dryRun,

@@ -108,7 +108,7 @@ t.test('each admission logs one line with uid, object, decision, reason and dura
     uid: 'b1f8a6a2-0000-4000-8000-000000000001',
     kind: 'Deployment',
     namespace: 'shop',
-    name: 'web',
+    workload: 'Deployment/shop/web',
     operation: 'CREATE',
     decision: 'stamp',
     reason: 'template changed',

@@ -1,0 +1,128 @@
+// Runs `wave serve` as a child process against the local control plane, the way an operator would run it
+// locally: a throwaway certificate and its own MutatingWebhookConfiguration, limited to the test's
+// namespaces so test files running side by side never see each other's wave.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { AdmissionregistrationV1Api, type V1Deployment } from '@kubernetes/client-node';
+import { clusterClients, kubeconfigPath, waitFor, type TestContext } from './cluster.ts';
+
+const mainTs = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+export interface WaveProcess {
+  readonly configuration: string;
+  readonly webhookPort: number;
+  readonly healthPort: number;
+  /** Everything the process wrote so far, stdout and stderr. */
+  output(): string;
+  /** The parsed pino lines of stdout. */
+  logLines(): Record<string, unknown>[];
+  metrics(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export interface WaveOptions {
+  namespaces: readonly string[];
+  args?: readonly string[];
+}
+
+export async function startWave(t: TestContext, opts: WaveOptions): Promise<WaveProcess> {
+  const configuration = `wave-test-${randomBytes(4).toString('hex')}`;
+  const child = spawn(
+    process.execPath,
+    [
+      mainTs,
+      'serve',
+      '--kubeconfig',
+      kubeconfigPath,
+      '--self-signed',
+      '--register-webhook',
+      '--webhook-configuration',
+      configuration,
+      '--bind-address',
+      '127.0.0.1',
+      '--webhook-port',
+      '0',
+      '--health-port',
+      '0',
+      '--namespaces',
+      opts.namespaces.join(','),
+      ...(opts.args ?? []),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+
+  const logLines = () =>
+    out
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    // A wave killed before it could deregister must not leave a webhook behind.
+    await clusterClients()
+      .kc.makeApiClient(AdmissionregistrationV1Api)
+      .deleteMutatingWebhookConfiguration({ name: configuration })
+      .catch(() => undefined);
+  };
+  t.teardown(stop);
+
+  const serving = await waitFor(
+    'wave to register its webhook',
+    () => {
+      if (child.exitCode !== null) throw new Error(`wave exited with ${child.exitCode}:\n${out}`);
+      const lines = logLines();
+      const ports = lines.find((l) => l.msg === 'serving');
+      return lines.some((l) => l.msg === 'registered the webhook') ? ports : undefined;
+    },
+    { timeoutMs: 30_000 },
+  );
+
+  const wave: WaveProcess = {
+    configuration,
+    webhookPort: Number(serving.webhookPort),
+    healthPort: Number(serving.healthPort),
+    output: () => out,
+    logLines,
+    metrics: async () => (await fetch(`http://127.0.0.1:${String(serving.healthPort)}/metrics`)).text(),
+    stop,
+  };
+  await waitUntilCalled(opts.namespaces[0] ?? 'default');
+  return wave;
+}
+
+/**
+ * The apiserver picks up a new webhook configuration a moment after it is written: a server-side dry
+ * run of an opted-in Deployment comes back stamped once the webhook is called.
+ */
+async function waitUntilCalled(namespace: string): Promise<void> {
+  const { apps } = clusterClients();
+  const probe: V1Deployment = {
+    metadata: { name: 'wave-probe', annotations: { 'wave.pusher.com/update-on-config-change': 'true' } },
+    spec: {
+      selector: { matchLabels: { app: 'wave-probe' } },
+      template: {
+        metadata: { labels: { app: 'wave-probe' } },
+        spec: { containers: [{ name: 'probe', image: 'probe' }] },
+      },
+    },
+  };
+  await waitFor(
+    'the apiserver to call the new webhook',
+    async () => {
+      const created = await apps.createNamespacedDeployment({ namespace, body: probe, dryRun: 'All' });
+      return created.spec?.template.metadata?.annotations?.['wave.pusher.com/config-hash'] !== undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
+}
