@@ -1,0 +1,94 @@
+import t from 'tap';
+import { WorkQueue } from '../../src/sync/queue.ts';
+import { TokenBucket } from '../../src/sync/rate-limit.ts';
+import { FakeClock } from './support/fake-clock.ts';
+
+t.test('changes arriving within the debounce window are one work item with every trigger', async (t) => {
+  const clock = new FakeClock();
+  const queue = new WorkQueue({ debounceMs: 1000, clock });
+  queue.add('Deployment/shop/web', 'ConfigMap shop/prices');
+  clock.advance(400);
+  queue.add('Deployment/shop/web', 'Secret shop/db');
+  clock.advance(599);
+  t.equal(queue.tryNext(), undefined, 'nothing before the window closes');
+  clock.advance(1);
+  const item = await queue.next();
+  t.equal(item?.key, 'Deployment/shop/web');
+  t.same([...(item?.triggers ?? [])].sort(), ['ConfigMap shop/prices', 'Secret shop/db']);
+  t.equal(queue.depth, 1, 'the key is being processed');
+  queue.done('Deployment/shop/web');
+  t.equal(queue.depth, 0);
+});
+
+t.test(
+  'a key is never processed twice at once; an add during processing comes back after done',
+  async (t) => {
+    const clock = new FakeClock();
+    const queue = new WorkQueue({ debounceMs: 0, clock });
+    queue.add('a', 'first');
+    const item = await queue.next();
+    queue.add('a', 'second');
+    t.equal(queue.tryNext(), undefined, 'not handed out while processing');
+    queue.done(item?.key ?? '');
+    const again = await queue.next();
+    t.same([...(again?.triggers ?? [])], ['second']);
+  },
+);
+
+t.test('an earlier add wins over a later one for the same key', async (t) => {
+  const clock = new FakeClock();
+  const queue = new WorkQueue({ debounceMs: 1000, clock });
+  queue.add('a', 'slow');
+  queue.add('a', 'resync', 0);
+  t.equal((await queue.next())?.key, 'a', 'handed out at once');
+  queue.done('a');
+  clock.advance(1000);
+  t.equal(queue.tryNext(), undefined, 'and only once');
+});
+
+t.test('unrelated keys are handed out in the order they became ready', async (t) => {
+  const clock = new FakeClock();
+  const queue = new WorkQueue({ debounceMs: 10, clock });
+  queue.add('b');
+  clock.advance(5);
+  queue.add('a');
+  clock.advance(10);
+  t.equal((await queue.next())?.key, 'b');
+  t.equal((await queue.next())?.key, 'a');
+});
+
+t.test('retries back off exponentially until forgotten', async (t) => {
+  const clock = new FakeClock();
+  const queue = new WorkQueue({ debounceMs: 0, clock, retryBaseMs: 100, retryMaxMs: 250 });
+  queue.add('a');
+  await queue.next();
+  t.equal(queue.retry('a', new Set()), 100);
+  clock.advance(100);
+  await queue.next();
+  t.equal(queue.retry('a', new Set()), 200);
+  clock.advance(200);
+  await queue.next();
+  t.equal(queue.retry('a', new Set()), 250, 'capped');
+  clock.advance(250);
+  await queue.next();
+  queue.forget('a');
+  t.equal(queue.retry('a', new Set()), 100, 'afresh after success');
+});
+
+t.test('shutdown releases waiting workers', async (t) => {
+  const queue = new WorkQueue({ debounceMs: 0, clock: new FakeClock() });
+  const waiting = queue.next();
+  queue.shutdown();
+  t.equal(await waiting, undefined);
+});
+
+t.test('the rollout bucket allows a burst, then one token per 1/rate seconds, never blocking', (t) => {
+  const clock = new FakeClock();
+  const bucket = new TokenBucket(2, 3, clock);
+  t.same([bucket.take(), bucket.take(), bucket.take()], [0, 0, 0], 'the burst');
+  t.equal(bucket.take(), 500, 'the next token is 500 ms away');
+  clock.advance(500);
+  t.equal(bucket.take(), 0);
+  t.equal(new TokenBucket(0, 0, clock).take(), 0, 'rate 0 is unlimited');
+  t.end();
+});
