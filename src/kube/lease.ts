@@ -1,0 +1,158 @@
+// Leader election on a coordination.k8s.io Lease, as client-go's leaderelection does it: a candidate takes
+// the Lease when its holder has not renewed it for a lease duration as observed on the candidate's own
+// clock (so clock skew between replicas does not matter), the leader renews it every retry period, and
+// gives leadership up when it could not renew within the renew deadline. Writes are optimistic
+// (resourceVersion): of two candidates racing for an expired Lease, one gets 409 and stays a standby.
+import { V1MicroTime, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { apiErrorMessage, isConflict, isNotFound } from './client.ts';
+
+export interface LeaderElectionOptions {
+  api: CoordinationV1Api;
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  logger: Logger;
+  onStartedLeading: () => void;
+  onStoppedLeading: () => void;
+  now?: () => number;
+}
+
+export class LeaderElector {
+  private leading = false;
+  private stopped = false;
+  private lastRenew = 0;
+  private observed: { holder: string; renewTime: string; at: number } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly o: LeaderElectionOptions;
+  private readonly now: () => number;
+
+  constructor(o: LeaderElectionOptions) {
+    this.o = o;
+    this.now = o.now ?? Date.now;
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  start(): void {
+    void this.tick();
+  }
+
+  /** Stops trying; a leader hands the Lease back so a standby takes over at once, not after expiry. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.setLeading(false);
+    try {
+      const lease = await this.o.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+      if (lease.spec?.holderIdentity !== this.o.identity) return;
+      lease.spec.holderIdentity = '';
+      lease.spec.leaseDurationSeconds = 1;
+      await this.o.api.replaceNamespacedLease({
+        name: this.o.name,
+        namespace: this.o.namespace,
+        body: lease,
+      });
+      this.o.logger.info({ lease: this.leaseName() }, 'released the leader Lease');
+    } catch (err) {
+      this.o.logger.warn({ lease: this.leaseName() }, `could not release the Lease: ${apiErrorMessage(err)}`);
+    }
+  }
+
+  private leaseName(): string {
+    return `${this.o.namespace}/${this.o.name}`;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    let acquired = false;
+    try {
+      acquired = await this.tryAcquireOrRenew();
+    } catch (err) {
+      this.o.logger.warn({ lease: this.leaseName() }, `leader election: ${apiErrorMessage(err)}`);
+    }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may run during the await
+    if (this.stopped) return;
+    if (acquired) {
+      this.lastRenew = this.now();
+      if (!this.leading) this.setLeading(true);
+    } else if (this.leading && this.now() - this.lastRenew > this.o.renewDeadlineMs) {
+      this.o.logger.error(
+        { lease: this.leaseName() },
+        'could not renew the Lease in time: no longer the leader',
+      );
+      this.setLeading(false);
+    }
+    this.timer = setTimeout(() => void this.tick(), this.o.retryPeriodMs);
+  }
+
+  private setLeading(leading: boolean): void {
+    this.leading = leading;
+    if (leading) {
+      this.o.logger.info({ lease: this.leaseName(), identity: this.o.identity }, 'became the leader');
+      this.o.onStartedLeading();
+    } else {
+      this.o.onStoppedLeading();
+    }
+  }
+
+  private spec(transitions: number, acquireTime: V1MicroTime | undefined): V1Lease['spec'] {
+    const now = new V1MicroTime(this.now());
+    return {
+      holderIdentity: this.o.identity,
+      leaseDurationSeconds: Math.ceil(this.o.leaseDurationMs / 1000),
+      acquireTime: acquireTime ?? now,
+      renewTime: now,
+      leaseTransitions: transitions,
+    };
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { api, namespace, name, identity } = this.o;
+    let lease: V1Lease;
+    try {
+      lease = await api.readNamespacedLease({ name, namespace });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      try {
+        await api.createNamespacedLease({
+          namespace,
+          body: { metadata: { name, namespace }, spec: this.spec(0, undefined) },
+        });
+        return true;
+      } catch (createErr) {
+        if (isConflict(createErr)) return false;
+        throw createErr;
+      }
+    }
+    const spec = lease.spec ?? {};
+    const holder = spec.holderIdentity ?? '';
+    const renewTime = spec.renewTime === undefined ? '' : new Date(spec.renewTime).toISOString();
+    if (this.observed?.holder !== holder || this.observed.renewTime !== renewTime) {
+      this.observed = { holder, renewTime, at: this.now() };
+    }
+    const durationMs = (spec.leaseDurationSeconds ?? 0) * 1000;
+    const held = holder !== '' && holder !== identity && this.observed.at + durationMs > this.now();
+    if (held) return false;
+    const transitions = (spec.leaseTransitions ?? 0) + (holder === identity ? 0 : 1);
+    const acquireTime =
+      holder === identity && spec.acquireTime ? new V1MicroTime(spec.acquireTime) : undefined;
+    try {
+      await api.replaceNamespacedLease({
+        name,
+        namespace,
+        body: { metadata: lease.metadata, spec: this.spec(transitions, acquireTime) },
+      });
+      return true;
+    } catch (err) {
+      if (isConflict(err)) return false;
+      throw err;
+    }
+  }
+}
