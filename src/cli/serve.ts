@@ -186,6 +186,7 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
     events,
     hasher: sha256Hex,
     ownUsername: `system:serviceaccount:${o.namespace}:${o['service-account']}`,
+    ownFieldManager: 'wave',
   });
   const webhook = buildWebhookServer({
     https: tls.https,

@@ -35,7 +35,7 @@ export interface AdmissionFacts {
   /** Set for a subresource (status, scale): those are passed through. */
   readonly subResource?: string;
   readonly dryRun: boolean;
-  /** The request comes from wave's own service account: the loop's patch wins, untouched. */
+  /** The request comes from wave itself (its service account, or the loop's field manager): it passes untouched. */
   readonly fromOwnServiceAccount: boolean;
 }
 
@@ -178,7 +178,7 @@ function planAdmission(facts: AdmissionFacts): { readonly decision: AdmissionDec
       events: facts.dryRun ? [] : events,
     },
   });
-  if (facts.fromOwnServiceAccount) return skip("request from wave's own service account");
+  if (facts.fromOwnServiceAccount) return skip('request from wave itself: its write passes unchanged');
   if (facts.subResource !== undefined && facts.subResource !== '') {
     return skip(`subresource ${facts.subResource} is not handled`);
   }

@@ -42,6 +42,8 @@ export interface AdmissionRequestV1 {
   /** null on CREATE. */
   readonly oldObject: JsonObject | null;
   readonly dryRun: boolean;
+  /** request.options.fieldManager of a CREATE or UPDATE (kept from a PATCH); empty when not given. */
+  readonly fieldManager: string;
 }
 
 /** One RFC 6902 operation, as the core produces them. */
@@ -116,6 +118,13 @@ export function parseAdmissionReview(body: unknown): ParseResult {
 
   const userInfo = parseUserInfo(request.userInfo);
   if (typeof userInfo === 'string') return fail(userInfo);
+  // Options are informational: an odd value is treated as absent, never as a bad review.
+  const options = request.options;
+  const manager =
+    typeof options === 'object' && options !== null && !Array.isArray(options)
+      ? (options as Record<string, unknown>)['fieldManager']
+      : undefined;
+  const fieldManager = typeof manager === 'string' ? manager : '';
 
   return {
     ok: true,
@@ -129,6 +138,7 @@ export function parseAdmissionReview(body: unknown): ParseResult {
       object,
       oldObject,
       dryRun,
+      fieldManager,
     },
   };
 }

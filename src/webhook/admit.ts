@@ -15,6 +15,11 @@ export interface AdmitDependencies {
   hasher: Hasher;
   /** wave's own username (system:serviceaccount:<ns>:<name>): its writes pass through untouched. */
   ownUsername: string;
+  /**
+   * The field manager the loop patches with: its writes pass through too, which matters where the loop
+   * does not run as the ServiceAccount (local runs under an admin kubeconfig).
+   */
+  ownFieldManager: string;
 }
 
 export function createAdmit(deps: AdmitDependencies): Admit {
@@ -25,7 +30,8 @@ export function createAdmit(deps: AdmitDependencies): Admit {
       oldObject: request.oldObject ?? undefined,
       namespace: request.namespace,
       dryRun: request.dryRun,
-      fromOwnServiceAccount: request.userInfo.username === deps.ownUsername,
+      fromOwnServiceAccount:
+        request.userInfo.username === deps.ownUsername || request.fieldManager === deps.ownFieldManager,
     };
     const fresh = needsFreshChildren(facts);
     const children = fresh.needed ? await deps.readChildren(fresh.children) : [];

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { poolDispatchers } from '../../src/kube/client.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 export const kubeconfigPath = `${root}.local/kubeconfig`;
@@ -25,6 +26,7 @@ export function loadKubeConfig(): KubeConfig {
   }
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
+  poolDispatchers(kc);
   return kc;
 }
 

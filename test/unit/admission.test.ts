@@ -115,7 +115,7 @@ t.test("a request from wave's own service account passes unchanged", (t) => {
     allowed: true,
     patch: [],
     decision: 'skip',
-    reason: "request from wave's own service account",
+    reason: 'request from wave itself: its write passes unchanged',
     events: [],
   });
   t.strictSame(needsFreshChildren(request({ object: web(), fromOwnServiceAccount: true })), {

@@ -27,13 +27,23 @@ function review(request: Record<string, unknown>): Record<string, unknown> {
   };
 }
 
+t.test('odd request.options are read as no field manager, never as a bad review', (t) => {
+  for (const options of [null, 'x', [], { fieldManager: 7 }]) {
+    const result = parseAdmissionReview(review({ options }));
+    t.equal(result.ok && result.request.fieldManager, '', JSON.stringify(options));
+  }
+  t.end();
+});
+
 function errorOf(body: unknown): string {
   const result = parseAdmissionReview(body);
   return result.ok ? '(parsed)' : result.error;
 }
 
 t.test('a real AdmissionReview v1 parses into the fields wave reads', (t) => {
-  const result = parseAdmissionReview(review({ dryRun: true }));
+  const result = parseAdmissionReview(
+    review({ dryRun: true, options: { kind: 'UpdateOptions', fieldManager: 'wave' } }),
+  );
   t.ok(result.ok);
   if (!result.ok) return t.end();
   t.same(result.request, {
@@ -46,6 +56,7 @@ t.test('a real AdmissionReview v1 parses into the fields wave reads', (t) => {
     object: { metadata: { name: 'web' } },
     oldObject: { metadata: { name: 'web' } },
     dryRun: true,
+    fieldManager: 'wave',
   });
   t.end();
 });
