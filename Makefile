@@ -42,5 +42,11 @@ cluster-down:
 cluster-status:
 	bash test/cluster/cluster.sh status
 
+# Webhook requests/s and latency against a bare fastify route (bench/README.md). BENCH_ARGS passes flags,
+# e.g. make bench-webhook BENCH_ARGS='--mode api --concurrency 32'.
+.PHONY: bench-webhook
+bench-webhook: node_modules/.package-lock.json
+	$(NPM) run -s bench:webhook -- $(BENCH_ARGS)
+
 clean: cluster-down
 	rm -rf dist coverage .tap .local
