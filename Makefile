@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 NPM := npm --loglevel=error
 
-.PHONY: all build lint format test test-unit test-integration cluster-build cluster-up cluster-down cluster-status clean
+.PHONY: all build lint format test test-unit test-integration certs cluster-build cluster-up cluster-down cluster-status clean
 
 all: build
 
@@ -29,6 +29,11 @@ test-unit: node_modules/.package-lock.json
 
 test-integration: node_modules/.package-lock.json
 	bash test/run.sh integration
+
+# A local CA and serving certificate in webhook-certs/ (webhook-certs/README.md); run again, it keeps
+# them, renews them when due and repairs broken files.
+certs: node_modules/.package-lock.json
+	$(NPM) run -s wave -- certs local --out webhook-certs
 
 cluster-build:
 	bash test/cluster/build.sh

@@ -74,7 +74,7 @@ export function createCA(opts: CreateCAOptions): CertificatePem {
   cert.publicKey = keys.publicKey;
   cert.serialNumber = randomSerial();
   setValidity(cert, opts.now, opts.validityDays);
-  const subject = [{ shortName: 'CN', value: opts.commonName }];
+  const subject = commonNameField(opts.commonName);
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([
@@ -83,7 +83,7 @@ export function createCA(opts: CreateCAOptions): CertificatePem {
     { name: 'subjectKeyIdentifier' },
   ]);
   cert.sign(keys.privateKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.keyPem };
+  return { certPem: certificatePem(cert), keyPem: keys.keyPem };
 }
 
 /** A TLS server certificate signed by `ca`, valid for the given DNS names and IP addresses. */
@@ -111,7 +111,7 @@ export function createServingCert(opts: CreateServingCertOptions): CertificatePe
   cert.serialNumber = randomSerial();
   setValidity(cert, opts.now, opts.validityDays);
   const commonName = opts.commonName ?? opts.dnsNames[0] ?? ips[0] ?? '';
-  cert.setSubject([{ shortName: 'CN', value: commonName }]);
+  cert.setSubject(commonNameField(commonName));
   cert.setIssuer(caCert.subject.attributes);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
@@ -128,7 +128,7 @@ export function createServingCert(opts: CreateServingCertOptions): CertificatePe
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
   cert.sign(caKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.keyPem };
+  return { certPem: certificatePem(cert), keyPem: keys.keyPem };
 }
 
 const pemCertificate = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
@@ -178,6 +178,31 @@ export function keyMatchesCert(certPem: string, keyPem: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Whether the (first) certificate in `certPem` was issued and signed by `caPem`. False for unreadable input. */
+export function isIssuedBy(certPem: string, caPem: string): boolean {
+  try {
+    const cert = new X509Certificate(certPem);
+    const ca = new X509Certificate(caPem);
+    return cert.checkIssued(ca) && cert.verify(ca.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+// forge encodes attribute values as PrintableString, which has no '@' or '_': Go (the apiserver) refuses to
+// parse such a certificate at all. UTF8String, as RFC 5280 recommends, takes any name. (forge reads
+// valueTagClass as the ASN.1 type tag; its typings call it a Class.)
+function commonNameField(value: string): forge.pki.CertificateField[] {
+  const utf8String = forge.asn1.Type.UTF8 as unknown as forge.asn1.Class;
+  return [{ shortName: 'CN', value, valueTagClass: utf8String }];
+}
+
+// forge writes CRLF line ends; OpenSSL, kubectl and Kubernetes write LF, and so does wave, so a PEM text
+// compares equal to itself after a round trip through splitPemBundle.
+function certificatePem(cert: forge.pki.Certificate): string {
+  return forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
 }
 
 interface RsaKeys {

@@ -32,17 +32,20 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** Go-style durations as operators write them: 500ms, 1s, 10m, 1h30m; a bare number means seconds. */
+/**
+ * Go-style durations as operators write them: 500ms, 1s, 10m, 1h30m, plus days for certificate lifetimes
+ * (90d, 1825d); a bare number means seconds.
+ */
 export function parseDuration(text: string): number {
   const trimmed = text.trim();
   if (/^\d+(\.\d+)?$/.test(trimmed)) {
     return Number(trimmed) * 1000;
   }
-  const parts = [...trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  const parts = [...trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];
   if (parts.length === 0 || parts.map((p) => p[0]).join('') !== trimmed) {
-    throw new Error(`"${text}" is not a duration (examples: 500ms, 1s, 10m, 1h30m)`);
+    throw new Error(`"${text}" is not a duration (examples: 500ms, 1s, 10m, 1h30m, 90d)`);
   }
   return parts.reduce((sum, p) => sum + Number(p[1]) * (units[p[2] ?? 's'] ?? 0), 0);
 }
@@ -153,7 +156,12 @@ export function parseFlags<F extends FlagTable>(
 function formatDefault(spec: FlagSpec): string {
   const d = spec.default;
   if (spec.type === 'duration' && typeof d === 'number') {
-    return d % 60_000 === 0 && d > 0 ? `${d / 60_000}m` : d % 1000 === 0 ? `${d / 1000}s` : `${d}ms`;
+    if (d === 0) return '0s';
+    // The largest unit that divides the value: 90d, 10m, 2s, 500ms.
+    const [name, size] = Object.entries(units)
+      .sort(([, a], [, b]) => b - a)
+      .find(([, size]) => d % size === 0) ?? ['ms', 1];
+    return `${d / size}${name}`;
   }
   if (Array.isArray(d)) return d.join(',');
   return String(d);

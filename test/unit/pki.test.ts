@@ -1,9 +1,11 @@
 import { X509Certificate } from 'node:crypto';
+import forge from 'node-forge';
 import t from 'tap';
 import {
   CertificateError,
   createCA,
   createServingCert,
+  isIssuedBy,
   keyMatchesCert,
   parseCert,
   serviceDnsNames,
@@ -138,5 +140,39 @@ t.test('a PEM bundle splits into its certificates and parseCert reads the first'
   t.equal(parts.length, 2);
   t.equal(parseCert(parts[1] ?? '').subjectCN, 'wave-ca-next');
   t.equal(parseCert(bundle).subjectCN, 'wave-ca');
+  t.end();
+});
+
+t.test('names are UTF8String, so a CN such as wave-ca@1700000000 stays parseable by Go', (t) => {
+  // Go's x509 refuses a PrintableString holding '@'; the apiserver would then reject the whole caBundle.
+  const utf8String = 12;
+  const named = createCA({ commonName: 'wave-ca@1700000000', validityDays: 1, now });
+  const issued = createServingCert({ ca: named, dnsNames: ['wave'], validityDays: 1, now });
+  const caCert = forge.pki.certificateFromPem(named.certPem);
+  const servingCert = forge.pki.certificateFromPem(issued.certPem);
+  t.same(
+    caCert.subject.attributes.map((a) => [a.shortName, a.value, a.valueTagClass]),
+    [['CN', 'wave-ca@1700000000', utf8String]],
+  );
+  t.same(
+    servingCert.issuer.attributes.map((a) => [a.value, a.valueTagClass]),
+    [['wave-ca@1700000000', utf8String]],
+    "the issuer repeats the CA's subject byte for byte",
+  );
+  t.equal(parseCert(named.certPem).subjectCN, 'wave-ca@1700000000');
+  t.end();
+});
+
+t.test('PEM output has LF line ends and survives splitPemBundle unchanged', (t) => {
+  t.notOk(ca.certPem.includes('\r'));
+  t.equal(splitPemBundle(ca.certPem + serving.certPem).join(''), ca.certPem + serving.certPem);
+  t.end();
+});
+
+t.test('isIssuedBy checks the issuer and the signature', (t) => {
+  const other = createCA({ commonName: 'wave-ca', validityDays: 1, now });
+  t.ok(isIssuedBy(serving.certPem, ca.certPem));
+  t.notOk(isIssuedBy(serving.certPem, other.certPem), 'same name, different key');
+  t.notOk(isIssuedBy('garbage', ca.certPem));
   t.end();
 });

@@ -1,7 +1,4 @@
-import { mkdtemp, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { createCA, createServingCert, parseCert } from '../../src/certs/pki.ts';
@@ -10,6 +7,7 @@ import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { buildWebhookServer, mutatePath } from '../../src/webhook/server.ts';
 import { TlsFileSource } from '../../src/webhook/tls.ts';
+import { secretVolume } from '../support/secret-volume.ts';
 
 const now = new Date();
 const ca = createCA({ commonName: 'wave-test-ca', validityDays: 30, now });
@@ -18,29 +16,6 @@ const issue = (validityDays: number) =>
 const certA = issue(10);
 const certB = issue(20);
 const serial = (cert: CertificatePem) => parseCert(cert.certPem).serialNumber;
-
-/**
- * A directory laid out like a mounted Secret: tls.crt -> ..data/tls.crt, ..data -> ..<version>/. An update
- * writes a new version directory and renames a new ..data symlink over the old one, as the kubelet does.
- */
-async function secretVolume() {
-  const dir = await mkdtemp(join(tmpdir(), 'wave-tls-'));
-  let version = 0;
-  const publish = async (files: { 'tls.crt': string; 'tls.key': string }) => {
-    version += 1;
-    const versionDir = `..v${version}`;
-    await mkdir(join(dir, versionDir));
-    await writeFile(join(dir, versionDir, 'tls.crt'), files['tls.crt']);
-    await writeFile(join(dir, versionDir, 'tls.key'), files['tls.key']);
-    await symlink(versionDir, join(dir, '..data_tmp'));
-    await rename(join(dir, '..data_tmp'), join(dir, '..data'));
-    if (version === 1) {
-      await symlink('..data/tls.crt', join(dir, 'tls.crt'));
-      await symlink('..data/tls.key', join(dir, 'tls.key'));
-    }
-  };
-  return { dir, publish, certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') };
-}
 
 /** The serial number a fresh TLS handshake presents. */
 function presentedSerial(port: number): Promise<string> {
@@ -116,7 +91,7 @@ async function eventually(what: string, condition: () => Promise<boolean>, timeo
 
 t.test('a renewed certificate is served to new connections while open ones keep working', async (t) => {
   const volume = await secretVolume();
-  t.teardown(() => rm(volume.dir, { recursive: true, force: true }));
+  t.teardown(volume.remove);
   await volume.publish({ 'tls.crt': certA.certPem, 'tls.key': certA.keyPem });
 
   const lines: string[] = [];
@@ -165,7 +140,7 @@ t.test('a renewed certificate is served to new connections while open ones keep 
 
 t.test('invalid or half-written files keep the current certificate and are reported once', async (t) => {
   const volume = await secretVolume();
-  t.teardown(() => rm(volume.dir, { recursive: true, force: true }));
+  t.teardown(volume.remove);
   await volume.publish({ 'tls.crt': certA.certPem, 'tls.key': certA.keyPem });
 
   const lines: string[] = [];
@@ -220,7 +195,7 @@ t.test('invalid or half-written files keep the current certificate and are repor
 
 t.test('loading files that cannot be served fails with the paths and the reason', async (t) => {
   const volume = await secretVolume();
-  t.teardown(() => rm(volume.dir, { recursive: true, force: true }));
+  t.teardown(volume.remove);
   const logger = createLogger({ level: 'silent' });
   await t.rejects(TlsFileSource.load({ ...volume, logger }), {
     name: 'CertificateError',
@@ -232,7 +207,7 @@ t.test('loading files that cannot be served fails with the paths and the reason'
 
 t.test('a certificate outside its validity window is not servable', async (t) => {
   const volume = await secretVolume();
-  t.teardown(() => rm(volume.dir, { recursive: true, force: true }));
+  t.teardown(volume.remove);
   await volume.publish({ 'tls.crt': certA.certPem, 'tls.key': certA.keyPem });
   const source = await TlsFileSource.load({ ...volume, logger: createLogger({ level: 'silent' }) });
   const { notBefore, notAfter } = parseCert(certA.certPem);
