@@ -32,6 +32,9 @@ export class Metrics {
   readonly admissionErrors: Counter<'kind' | 'operation' | 'cause'>;
   readonly certificateExpiry: Gauge;
   readonly certificateReloads: Counter<'result'>;
+  readonly watchRestarts: Counter<'resource' | 'reason'>;
+  readonly cacheObjects: Gauge<'kind' | 'form'>;
+  readonly cacheBytes: Gauge<'kind' | 'form'>;
 
   constructor(opts: MetricsOptions = {}) {
     this.registry = new Registry();
@@ -61,6 +64,27 @@ export class Metrics {
       name: 'wave_webhook_certificate_reloads_total',
       help: 'Changed certificate files seen: result "applied" or "rejected" (the previous certificate stays).',
       labelNames: ['result'],
+    });
+    this.watchRestarts = this.counter({
+      name: 'wave_watch_restarts_total',
+      help:
+        'Lists and watches started again, by resource and reason: closed (server timeout), early_close, ' +
+        'silence (no bytes for the silence timeout), gone (410, relisted), continue_expired, throttled (429), error.',
+      labelNames: ['resource', 'reason'],
+    });
+    this.cacheObjects = this.gauge({
+      name: 'wave_cache_objects',
+      help:
+        'ConfigMaps and Secrets in the config cache, by kind and form: "metadata" (known to exist, nobody ' +
+        'consumes them, no data held) or "data" (consumed; data held).',
+      labelNames: ['kind', 'form'],
+    });
+    this.cacheBytes = this.gauge({
+      name: 'wave_cache_bytes',
+      help:
+        'Approximate bytes the config cache retains, by kind and form: names and versions for "metadata", ' +
+        'keys and values of consumed objects for "data".',
+      labelNames: ['kind', 'form'],
     });
   }
 

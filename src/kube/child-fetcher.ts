@@ -1,0 +1,36 @@
+// Reads one ConfigMap or Secret with its resourceVersion: the config cache's targeted GET when a workload
+// starts consuming an object, or a consumed object's resourceVersion moves on the metadata watch.
+import type { CoreV1Api } from '@kubernetes/client-node';
+import { parseConfigMap, parseSecret } from '../core/objects.ts';
+import type { ChildData, ChildRef } from '../core/objects.ts';
+import { isNotFound } from './client.ts';
+
+export interface FetchedChild {
+  readonly data: ChildData;
+  readonly resourceVersion: string;
+}
+
+/** Resolves undefined when the object does not exist; rejects on any other failure. */
+export type ChildFetcher = (ref: ChildRef) => Promise<FetchedChild | undefined>;
+
+export function apiChildFetcher(core: CoreV1Api): ChildFetcher {
+  return async (ref) => {
+    const id = { name: ref.name, namespace: ref.namespace };
+    try {
+      const object =
+        ref.kind === 'ConfigMap'
+          ? await core.readNamespacedConfigMap(id)
+          : await core.readNamespacedSecret(id);
+      const data = ref.kind === 'ConfigMap' ? parseConfigMap(object) : parseSecret(object);
+      if (data === undefined) {
+        throw new Error(
+          `the API answered ${ref.kind} ${ref.namespace}/${ref.name} with an object without a name`,
+        );
+      }
+      return { data, resourceVersion: object.metadata?.resourceVersion ?? '' };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,268 @@
+/**
+ * Plain GETs against the apiserver for lists and watches, over node:http(s) with the KubeConfig's TLS
+ * options and credentials (`applyToHTTPSOptions`, re-applied per request so rotating tokens stay fresh).
+ *
+ * client-node's Watch does not fit a reflector: it cannot ask for a metadata-only projection (no Accept
+ * header), it reports an HTTP 429 without its Retry-After, and it cannot tell the caller whether a stream
+ * ended cleanly or died. Here every request carries a silence watchdog — no bytes (connecting, waiting for
+ * headers, or between chunks) for `silenceMs` destroys it with a SilenceError — because a half-open TCP
+ * connection otherwise looks exactly like a quiet watch, for as long as the kernel's keepalive allows.
+ */
+import http from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+export interface GetOptions {
+  /** The Accept header: JSON, or a metadata-only projection of it. */
+  readonly accept: string;
+  /** Aborting destroys the request; the returned promise then rejects (callers check the signal). */
+  readonly signal: AbortSignal;
+  /** No bytes for this long aborts the request with a SilenceError. */
+  readonly silenceMs: number;
+}
+
+/** The apiserver answered with a status other than 2xx. */
+export class ApiStatusError extends Error {
+  readonly status: number;
+  /** The Status object's `reason` (e.g. `Expired`, `Gone`, `TooManyRequests`), when it sent one. */
+  readonly reason: string | undefined;
+  /** From the Retry-After header, when present. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(status: number, message: string, reason?: string, retryAfterMs?: number) {
+    super(message);
+    this.name = 'ApiStatusError';
+    this.status = status;
+    this.reason = reason;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** Nothing arrived on a request for longer than its silence timeout. */
+export class SilenceError extends Error {
+  constructor(silenceMs: number) {
+    super(`no bytes from the apiserver for ${silenceMs} ms; the connection is presumed dead`);
+    this.name = 'SilenceError';
+  }
+}
+
+/** One KubeConfig's current cluster, reached with its credentials. One per process, like the API clients. */
+export class KubeTransport {
+  readonly #kc: KubeConfig;
+  readonly #base: string;
+
+  constructor(kc: KubeConfig) {
+    const cluster = kc.getCurrentCluster();
+    if (cluster === null) {
+      throw new Error(
+        'the kubeconfig has no current cluster: set current-context, or pass another kubeconfig',
+      );
+    }
+    this.#kc = kc;
+    // A server URL may carry a path prefix (an API proxy): requests go below it.
+    this.#base = cluster.server.replace(/\/+$/, '');
+  }
+
+  get server(): string {
+    return this.#base;
+  }
+
+  /** GET `path` and parse the whole JSON body. Throws ApiStatusError for a non-2xx answer. */
+  async getJson(path: string, options: GetOptions): Promise<unknown> {
+    const { response, watchdog } = await this.#open(path, options);
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let ended = false;
+      response.on('data', (chunk: Buffer) => {
+        watchdog.poke();
+        chunks.push(chunk);
+      });
+      response.on('end', () => {
+        ended = true;
+      });
+      response.on('error', () => undefined); // reported once, by 'close'
+      response.on('close', () => {
+        watchdog.stop();
+        if (ended && response.errored === null) resolve(Buffer.concat(chunks));
+        else reject(closeError(watchdog, response));
+      });
+    });
+    return JSON.parse(body.toString('utf8')) as unknown;
+  }
+
+  /**
+   * GET `path` and hand each newline-delimited JSON value of the body to `onValue` as it arrives.
+   * Resolves when the server ends the stream cleanly; rejects when it dies, falls silent, sends a line that
+   * is not JSON, or `onValue` throws.
+   */
+  async streamJsonLines(path: string, options: GetOptions, onValue: (value: unknown) => void): Promise<void> {
+    const { response, watchdog } = await this.#open(path, options);
+    await new Promise<void>((resolve, reject) => {
+      const lines = new LineSplitter();
+      let ended = false;
+      response.on('data', (chunk: Buffer) => {
+        watchdog.poke();
+        try {
+          for (const line of lines.push(chunk)) onValue(JSON.parse(line) as unknown);
+        } catch (err) {
+          response.destroy(err instanceof Error ? err : new Error(String(err)));
+        }
+      });
+      response.on('end', () => {
+        ended = true;
+      });
+      response.on('error', () => undefined); // reported once, by 'close'
+      response.on('close', () => {
+        watchdog.stop();
+        if (ended && response.errored === null) resolve();
+        else reject(closeError(watchdog, response));
+      });
+    });
+  }
+
+  async #open(path: string, options: GetOptions): Promise<{ response: IncomingMessage; watchdog: Watchdog }> {
+    const requestOptions: https.RequestOptions = {};
+    await this.#kc.applyToHTTPSOptions(requestOptions);
+    options.signal.throwIfAborted();
+    const url = new URL(this.#base + path);
+    const send = url.protocol === 'https:' ? https.request : http.request;
+    const given = requestOptions.headers;
+    const headers: OutgoingHttpHeaders = given === undefined || isHeaderList(given) ? {} : given;
+    return new Promise((resolve, reject) => {
+      const request = send(url, {
+        ...requestOptions,
+        method: 'GET',
+        headers: { ...headers, Accept: options.accept },
+        signal: options.signal,
+      });
+      const watchdog = new Watchdog(options.silenceMs, (err) => request.destroy(err));
+      request.on('socket', (socket) => {
+        // Keepalive probes find a dead peer on an idle socket even between requests of a pooled agent.
+        socket.setKeepAlive(true, 30_000);
+      });
+      request.on('error', (err) => {
+        watchdog.stop();
+        reject(watchdog.error ?? err);
+      });
+      request.on('response', (response) => {
+        watchdog.poke();
+        const status = response.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          resolve({ response, watchdog });
+          return;
+        }
+        readStatusError(response, status).then(
+          (err) => {
+            watchdog.stop();
+            reject(err);
+          },
+          (err: unknown) => {
+            watchdog.stop();
+            reject(watchdog.error ?? (err instanceof Error ? err : new Error(String(err))));
+          },
+        );
+      });
+      request.end();
+    });
+  }
+}
+
+function isHeaderList(headers: OutgoingHttpHeaders | readonly string[]): headers is readonly string[] {
+  return Array.isArray(headers);
+}
+
+/** The error that ended a response that closed without a clean end. */
+function closeError(watchdog: Watchdog, response: IncomingMessage): Error {
+  return (
+    watchdog.error ??
+    response.errored ??
+    new Error('the apiserver closed the connection in the middle of a response; it will be retried')
+  );
+}
+
+/** Reads (at most 64 KiB of) a failed answer's body for the Status message; never returns object data. */
+async function readStatusError(response: IncomingMessage, status: number): Promise<ApiStatusError> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > 65_536) {
+      response.destroy();
+      break;
+    }
+    chunks.push(buffer);
+  }
+  let message = `HTTP ${status} ${http.STATUS_CODES[status] ?? ''}`.trim();
+  let reason: string | undefined;
+  try {
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    if (typeof body === 'object' && body !== null) {
+      if ('message' in body && typeof body.message === 'string') message = `${message}: ${body.message}`;
+      if ('reason' in body && typeof body.reason === 'string') reason = body.reason;
+    }
+  } catch {
+    // Not a Status object (a proxy's HTML page, say): the status line is all there is to say.
+  }
+  return new ApiStatusError(status, message, reason, retryAfterMs(response.headers));
+}
+
+/** Retry-After as seconds or as an HTTP date, in milliseconds from now. */
+export function retryAfterMs(headers: IncomingHttpHeaders, now = Date.now()): number | undefined {
+  const value = headers['retry-after'];
+  if (value === undefined || value.trim() === '') return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+class Watchdog {
+  readonly #ms: number;
+  readonly #onSilence: (err: SilenceError) => void;
+  #timer: NodeJS.Timeout | undefined;
+  error: SilenceError | undefined;
+
+  constructor(ms: number, onSilence: (err: SilenceError) => void) {
+    this.#ms = ms;
+    this.#onSilence = onSilence;
+    this.poke();
+  }
+
+  poke(): void {
+    if (this.error !== undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.error = new SilenceError(this.#ms);
+      this.#onSilence(this.error);
+    }, this.#ms);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+/** Splits a byte stream at newlines, whatever chunk boundaries fall inside a line or a UTF-8 sequence. */
+export class LineSplitter {
+  #pending: Buffer[] = [];
+
+  /** The complete, non-empty lines that `chunk` finishes, as strings. */
+  push(chunk: Buffer): string[] {
+    const lines: string[] = [];
+    let start = 0;
+    for (;;) {
+      const newline = chunk.indexOf(10, start);
+      if (newline === -1) {
+        if (start < chunk.length) this.#pending.push(chunk.subarray(start));
+        return lines;
+      }
+      const piece = chunk.subarray(start, newline);
+      const line = this.#pending.length === 0 ? piece : Buffer.concat([...this.#pending, piece]);
+      this.#pending = [];
+      if (line.length > 0) lines.push(line.toString('utf8'));
+      start = newline + 1;
+    }
+  }
+}
