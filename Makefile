@@ -53,5 +53,13 @@ cluster-status:
 bench-webhook: node_modules/.package-lock.json
 	$(NPM) run -s bench:webhook -- $(BENCH_ARGS)
 
-clean: cluster-down
+# The control plane and wave in the background, for exploration; make down stops both.
+.PHONY: up down
+up: node_modules/.package-lock.json
+	bash test/up.sh up
+
+down:
+	bash test/up.sh down
+
+clean: down
 	rm -rf dist coverage .tap .local

@@ -1,6 +1,8 @@
 // wave serve: the admission webhook (HTTPS) and the health/metrics server (HTTP), until SIGTERM.
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { createCA, createServingCert, parseCert, serviceDnsNames } from '../certs/pki.ts';
 import { apiChildReader } from '../kube/children.ts';
 import { apiErrorMessage, connect } from '../kube/client.ts';
@@ -10,6 +12,10 @@ import type { Logger } from '../log.ts';
 import { Metrics } from '../metrics.ts';
 import { sha256Hex } from '../sha256.ts';
 import { createAdmit } from '../webhook/admit.ts';
+import { LeaderElector } from '../kube/lease.ts';
+import { KubeTransport } from '../kube/transport.ts';
+import { SyncLoop } from '../sync/loop.ts';
+import { fieldManager } from '../sync/reconciler.ts';
 import { buildHealthServer } from '../webhook/health.ts';
 import { deregisterWebhook, registerWebhook, webhookConfiguration } from '../webhook/registration.ts';
 import { buildWebhookServer, mutatePath } from '../webhook/server.ts';
@@ -110,6 +116,48 @@ export const serveFlags = {
     default: [],
     help: 'comma list of the namespaces wave acts in; empty: all but kube-system and its own',
   },
+  debounce: {
+    type: 'duration',
+    env: 'WAVE_DEBOUNCE',
+    default: 1000,
+    help: 'wait this long after a change before reconciling, so changes arriving together (helm upgrade) roll once',
+  },
+  'sync-period': {
+    type: 'duration',
+    env: 'WAVE_SYNC_PERIOD',
+    default: 600_000,
+    help: 'recompute every opted-in workload from the caches this often',
+  },
+  'max-rollouts-per-second': {
+    type: 'int',
+    env: 'WAVE_MAX_ROLLOUTS_PER_SECOND',
+    default: 20,
+    help: 'rollouts the loop may start per second during mass changes (0: unlimited); never delays other work',
+  },
+  'rollout-burst': {
+    type: 'int',
+    env: 'WAVE_ROLLOUT_BURST',
+    default: 50,
+    help: 'rollouts that may start at once before --max-rollouts-per-second applies',
+  },
+  'leader-election': {
+    type: 'bool',
+    env: 'WAVE_LEADER_ELECTION',
+    default: true,
+    help: 'only the holder of a Lease patches workloads; --no-leader-election for a single replica',
+  },
+  'leader-election-id': {
+    type: 'string',
+    env: 'WAVE_LEADER_ELECTION_ID',
+    default: 'wave-leader',
+    help: 'name of the Lease',
+  },
+  'leader-election-namespace': {
+    type: 'string',
+    env: 'WAVE_LEADER_ELECTION_NAMESPACE',
+    default: '',
+    help: 'namespace of the Lease; empty: --namespace',
+  },
   'admission-timeout': {
     type: 'duration',
     env: 'WAVE_ADMISSION_TIMEOUT',
@@ -129,8 +177,9 @@ export type ServeOptions = FlagValues<typeof serveFlags>;
 
 const usage = `Usage: wave serve [options]
 
-Serves the mutating admission webhook (HTTPS) and /healthz, /readyz and /metrics (HTTP) until SIGTERM
-or SIGINT. Every option can also be set by the environment variable named beside it.
+Serves the mutating admission webhook (HTTPS), runs the sync loop that rolls workloads when their
+configuration changes (while this replica holds the leader Lease), and serves /healthz, /readyz and
+/metrics (HTTP), until SIGTERM or SIGINT. Every option can also be set by the environment variable named beside it.
 
 Options:
 ${flagHelp(serveFlags)}
@@ -186,7 +235,7 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
     events,
     hasher: sha256Hex,
     ownUsername: `system:serviceaccount:${o.namespace}:${o['service-account']}`,
-    ownFieldManager: 'wave',
+    ownFieldManager: fieldManager,
   });
   const webhook = buildWebhookServer({
     https: tls.https,
@@ -195,7 +244,47 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
     admit,
     admitTimeoutMs: o['admission-timeout'],
   });
-  const health = buildHealthServer({ logger, metrics, checks: [{ name: 'certificate', ok: tls.servable }] });
+  const loop = new SyncLoop({
+    kube,
+    transport: new KubeTransport(kube.kc),
+    events,
+    logger,
+    metrics,
+    ...(o.namespaces.length === 0 ? {} : { namespaces: o.namespaces }),
+    debounceMs: o.debounce,
+    syncPeriodMs: o['sync-period'],
+    maxRolloutsPerSecond: o['max-rollouts-per-second'],
+    rolloutBurst: o['rollout-burst'],
+  });
+  loop.start();
+  const elector = o['leader-election']
+    ? new LeaderElector({
+        api: kube.coordination,
+        namespace: o['leader-election-namespace'] === '' ? o.namespace : o['leader-election-namespace'],
+        name: o['leader-election-id'],
+        identity: `${hostname()}_${randomBytes(4).toString('hex')}`,
+        leaseDurationMs: 15_000,
+        renewDeadlineMs: 10_000,
+        retryPeriodMs: 2_000,
+        logger,
+        onStartedLeading: () => {
+          loop.lead();
+        },
+        onStoppedLeading: () => {
+          loop.unlead();
+        },
+      })
+    : undefined;
+  if (elector === undefined) loop.lead();
+  else elector.start();
+  const health = buildHealthServer({
+    logger,
+    metrics,
+    checks: [
+      { name: 'certificate', ok: tls.servable },
+      { name: 'cache', ok: () => loop.synced },
+    ],
+  });
   await webhook.listen({ host: o['bind-address'], port: o['webhook-port'] });
   await health.listen({ host: o['bind-address'], port: o['health-port'] });
   const webhookPort = (webhook.server.address() as AddressInfo).port;
@@ -234,6 +323,8 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
     });
   }
   await webhook.close();
+  await loop.stop();
+  await elector?.stop();
   await health.close();
   await events.flush();
   if (tls.https instanceof TlsFileSource) tls.https.close();
@@ -242,7 +333,7 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
 
 export const serveCommand: Command = {
   name: 'serve',
-  summary: 'run the admission webhook and the health/metrics server',
+  summary: 'run the admission webhook, the sync loop and the health/metrics server',
   async run(args: readonly string[], io: CliIo): Promise<number> {
     let options: ServeOptions;
     try {

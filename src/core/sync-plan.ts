@@ -70,7 +70,11 @@ export function planSync(workload: Workload, result: HashResult): SyncPlan {
   const current = templateHash(template);
   if (!optInStatus(workload).optedIn) {
     return held
-      ? { action: 'unhold', patch: gatePatch(workload, template, undefined), reason: 'opted out: gate released' }
+      ? {
+          action: 'unhold',
+          patch: gatePatch(workload, template, undefined),
+          reason: 'opted out: gate released',
+        }
       : { action: 'forget', reason: 'not opted in' };
   }
   if (!result.complete) {

@@ -18,16 +18,25 @@ export interface WaveProcess {
   /** The parsed pino lines of stdout. */
   logLines(): Record<string, unknown>[];
   metrics(): Promise<string>;
+  /** SIGTERM, wait for exit; the webhook configuration is deleted either way. */
   stop(): Promise<void>;
+  /** SIGKILL: no shutdown at all, as when a node dies. */
+  kill(): Promise<void>;
 }
 
 export interface WaveOptions {
   namespaces: readonly string[];
   args?: readonly string[];
+  /** Default true; a second replica sharing a configuration passes false. */
+  register?: boolean;
 }
+
+/** Loop flags for tests: a short debounce, and one replica leading without a Lease unless told. */
+export const fastLoop = ['--debounce', '200ms', '--no-leader-election'] as const;
 
 export async function startWave(t: TestContext, opts: WaveOptions): Promise<WaveProcess> {
   const configuration = `wave-test-${randomBytes(4).toString('hex')}`;
+  const register = opts.register ?? true;
   const child = spawn(
     process.execPath,
     [
@@ -36,9 +45,7 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
       '--kubeconfig',
       kubeconfigPath,
       '--self-signed',
-      '--register-webhook',
-      '--webhook-configuration',
-      configuration,
+      ...(register ? ['--register-webhook', '--webhook-configuration', configuration] : []),
       '--bind-address',
       '127.0.0.1',
       '--webhook-port',
@@ -75,6 +82,12 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
       .deleteMutatingWebhookConfiguration({ name: configuration })
       .catch(() => undefined);
   };
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
   t.teardown(stop);
 
   const serving = await waitFor(
@@ -83,7 +96,7 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
       if (child.exitCode !== null) throw new Error(`wave exited with ${child.exitCode}:\n${out}`);
       const lines = logLines();
       const ports = lines.find((l) => l.msg === 'serving');
-      return lines.some((l) => l.msg === 'registered the webhook') ? ports : undefined;
+      return !register || lines.some((l) => l.msg === 'registered the webhook') ? ports : undefined;
     },
     { timeoutMs: 30_000 },
   );
@@ -96,8 +109,14 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
     logLines,
     metrics: async () => (await fetch(`http://127.0.0.1:${String(serving.healthPort)}/metrics`)).text(),
     stop,
+    kill,
   };
-  await waitUntilCalled(opts.namespaces[0] ?? 'default');
+  await waitFor(
+    'wave to be ready (caches synced)',
+    async () => (await fetch(`http://127.0.0.1:${String(serving.healthPort)}/readyz`)).ok,
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
+  if (register) await waitUntilCalled(opts.namespaces[0] ?? 'default');
   return wave;
 }
 

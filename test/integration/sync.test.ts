@@ -1,0 +1,278 @@
+// The sync loop against the real control plane: wave runs as a process, and a change of consumed
+// configuration becomes a real rollout by the controller-manager, with kwok running the new pods.
+import t from 'tap';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { clusterClients, freshNamespace, kubectl, waitFor } from '../support/cluster.ts';
+import { fastLoop, startWave } from '../support/wave.ts';
+
+const hashAnnotation = 'wave.pusher.com/config-hash';
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+type Kind = 'Deployment' | 'StatefulSet' | 'DaemonSet';
+
+function manifest(namespace: string, kind: Kind, name: string): string {
+  const extra =
+    kind === 'StatefulSet'
+      ? `serviceName: ${name}\n  replicas: 1`
+      : kind === 'Deployment'
+        ? 'replicas: 1'
+        : '';
+  return `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: ${namespace}}
+data: {LOG_LEVEL: info, UNUSED_BY_VOLUME: "x"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: credentials, namespace: ${namespace}}
+stringData: {password: one, other: nobody-reads-this}
+---
+apiVersion: apps/v1
+kind: ${kind}
+metadata:
+  name: ${name}
+  namespace: ${namespace}
+  annotations: {wave.pusher.com/update-on-config-change: "true"}
+spec:
+  ${extra}
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}}
+    spec:
+      containers:
+        - name: app
+          image: app
+          env:
+            - {name: LOG_LEVEL, valueFrom: {configMapKeyRef: {name: settings, key: LOG_LEVEL}}}
+            - {name: PASSWORD, valueFrom: {secretKeyRef: {name: credentials, key: password}}}
+`;
+}
+
+async function templateHash(kind: Kind, namespace: string, name: string): Promise<string | undefined> {
+  const object = JSON.parse(await kubectl(['-n', namespace, 'get', kind, name, '-o', 'json'])) as {
+    spec: { template: { metadata?: { annotations?: Record<string, string> } } };
+  };
+  return object.spec.template.metadata?.annotations?.[hashAnnotation];
+}
+
+async function revisionCount(kind: Kind, namespace: string): Promise<number> {
+  const { apps } = clusterClients();
+  return kind === 'Deployment'
+    ? (await apps.listNamespacedReplicaSet({ namespace })).items.length
+    : (await apps.listNamespacedControllerRevision({ namespace })).items.length;
+}
+
+/** kubectl's own rollout check passes, and the one pod left is Running (the old one is gone). */
+async function rolledOut(kind: Kind, namespace: string, name: string): Promise<boolean> {
+  const status = await kubectl([
+    '-n',
+    namespace,
+    'rollout',
+    'status',
+    `${kind.toLowerCase()}/${name}`,
+    '--watch=false',
+  ]);
+  // Deployments say "successfully rolled out", StatefulSets "roll out complete", DaemonSets both ways.
+  if (!/successfully rolled out|roll out complete|rolling update complete/.test(status)) return false;
+  const pods = (await clusterClients().core.listNamespacedPod({ namespace, labelSelector: `app=${name}` }))
+    .items;
+  return (
+    pods.length === 1 &&
+    pods.every((p) => p.status?.phase === 'Running' && p.metadata?.deletionTimestamp == null)
+  );
+}
+
+/** Asserts over a window, not at an instant. */
+async function stays<T>(what: string, ms: number, read: () => Promise<T>, expected: T): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (JSON.stringify(value) !== JSON.stringify(expected)) {
+      throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(value)}`);
+    }
+    if (Date.now() > deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+for (const [kind, child] of [
+  ['Deployment', 'ConfigMap'],
+  ['Deployment', 'Secret'],
+  ['StatefulSet', 'ConfigMap'],
+  ['DaemonSet', 'Secret'],
+] as const) {
+  t.test(
+    `changing a consumed key of a ${child} rolls the ${kind}: new pods run, old ones are gone`,
+    async (t) => {
+      const namespace = await freshNamespace(t, `sync-${kind}-${child}`);
+      await startWave(t, { namespaces: [namespace], args: fastLoop });
+      await kubectl(['apply', '-f', '-'], manifest(namespace, kind, 'app'));
+      const before = await templateHash(kind, namespace, 'app');
+      t.ok(before, 'stamped at creation');
+      await waitFor('the first pods to run', () => rolledOut(kind, namespace, 'app'), { timeoutMs: 60_000 });
+      const revisionsBefore = await revisionCount(kind, namespace);
+
+      const { core } = clusterClients();
+      if (child === 'ConfigMap') {
+        await core.patchNamespacedConfigMap(
+          { name: 'settings', namespace, body: { data: { LOG_LEVEL: 'debug' } } },
+          mergePatch,
+        );
+      } else {
+        await core.patchNamespacedSecret(
+          { name: 'credentials', namespace, body: { stringData: { password: 'two' } } },
+          mergePatch,
+        );
+      }
+      const after = await waitFor('a new hash', async () => {
+        const hash = await templateHash(kind, namespace, 'app');
+        return hash !== before ? hash : undefined;
+      });
+      t.not(after, before, 'the hash changed');
+      await waitFor(
+        'a new revision',
+        async () => (await revisionCount(kind, namespace)) === revisionsBefore + 1,
+      );
+      await waitFor(
+        'the new pods to run and the old ones to be gone',
+        () => rolledOut(kind, namespace, 'app'),
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      t.pass('rolled out');
+      const events = await core.listNamespacedEvent({ namespace });
+      const changed = events.items.find((e) => e.reason === 'ConfigChanged');
+      t.match(
+        changed?.message,
+        new RegExp(`${child} ${namespace}/(settings|credentials) changed`),
+        'the Event names the change',
+      );
+    },
+  );
+}
+
+t.test('a change nobody consumes, or of labels only, rolls nothing', async (t) => {
+  const namespace = await freshNamespace(t, 'sync-unconsumed');
+  await startWave(t, { namespaces: [namespace], args: fastLoop });
+  await kubectl(['apply', '-f', '-'], manifest(namespace, 'Deployment', 'app'));
+  const hash = await templateHash('Deployment', namespace, 'app');
+  const { core } = clusterClients();
+  await core.patchNamespacedConfigMap(
+    { name: 'settings', namespace, body: { data: { UNUSED_BY_VOLUME: 'y' } } },
+    mergePatch,
+  );
+  await core.patchNamespacedSecret(
+    { name: 'credentials', namespace, body: { stringData: { other: 'changed' } } },
+    mergePatch,
+  );
+  await core.patchNamespacedConfigMap(
+    {
+      name: 'settings',
+      namespace,
+      body: { metadata: { labels: { team: 'a' }, annotations: { note: 'b' } } },
+    },
+    mergePatch,
+  );
+  await stays('the hash', 3000, () => templateHash('Deployment', namespace, 'app'), hash);
+  await stays('the ReplicaSets', 500, () => revisionCount('Deployment', namespace), 1);
+  t.pass('no rollout over 3.5 s');
+});
+
+t.test('a ConfigMap and its Deployment changed within 200 ms roll once', async (t) => {
+  const namespace = await freshNamespace(t, 'sync-helm');
+  await startWave(t, { namespaces: [namespace], args: ['--no-leader-election'] });
+  await kubectl(['apply', '-f', '-'], manifest(namespace, 'Deployment', 'app'));
+  await waitFor('the first ReplicaSet', async () => (await revisionCount('Deployment', namespace)) === 1);
+  const { core, apps } = clusterClients();
+  await core.patchNamespacedConfigMap(
+    { name: 'settings', namespace, body: { data: { LOG_LEVEL: 'warn' } } },
+    mergePatch,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  await apps.patchNamespacedDeployment(
+    {
+      name: 'app',
+      namespace,
+      body: { spec: { template: { spec: { containers: [{ name: 'app', image: 'app:2' }] } } } },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+  );
+  await waitFor('the second ReplicaSet', async () => (await revisionCount('Deployment', namespace)) === 2);
+  await stays('the ReplicaSets', 3000, () => revisionCount('Deployment', namespace), 2);
+  t.pass('exactly one new ReplicaSet');
+});
+
+t.test('deleting a consumed Secret rolls nothing; re-creating it with new content rolls once', async (t) => {
+  const namespace = await freshNamespace(t, 'sync-recreate');
+  await startWave(t, { namespaces: [namespace], args: fastLoop });
+  await kubectl(['apply', '-f', '-'], manifest(namespace, 'Deployment', 'app'));
+  const hash = await templateHash('Deployment', namespace, 'app');
+  await waitFor('the first ReplicaSet', async () => (await revisionCount('Deployment', namespace)) === 1);
+  const { core } = clusterClients();
+  await core.deleteNamespacedSecret({ name: 'credentials', namespace });
+  await stays('the hash after the delete', 2500, () => templateHash('Deployment', namespace, 'app'), hash);
+  const missing = (await core.listNamespacedEvent({ namespace })).items.find(
+    (e) => e.reason === 'ConfigMissing',
+  );
+  t.match(missing?.message, /credentials/, 'the missing Secret is reported');
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: 'credentials' }, stringData: { password: 'rotated', other: 'x' } },
+  });
+  await waitFor('a new hash', async () => (await templateHash('Deployment', namespace, 'app')) !== hash);
+  await waitFor('the second ReplicaSet', async () => (await revisionCount('Deployment', namespace)) === 2);
+  await stays('the ReplicaSets', 2000, () => revisionCount('Deployment', namespace), 2);
+  t.pass('one rollout for the re-created Secret');
+});
+
+for (const kind of ['Deployment', 'StatefulSet'] as const) {
+  t.test(`a held ${kind} is released when its Secret appears, and its pods run`, async (t) => {
+    const namespace = await freshNamespace(t, `sync-held-${kind}`);
+    await startWave(t, { namespaces: [namespace], args: fastLoop });
+    const all = manifest(namespace, kind, 'app');
+    await kubectl(
+      ['apply', '-f', '-'],
+      all
+        .split('---')
+        .filter((doc) => !doc.includes('kind: Secret'))
+        .join('---'),
+    );
+    const { core } = clusterClients();
+    await waitFor('a SchedulingGated pod', async () => {
+      const pods = (await core.listNamespacedPod({ namespace, labelSelector: 'app=app' })).items;
+      return pods.some((p) => p.status?.conditions?.some((c) => c.reason === 'SchedulingGated'));
+    });
+    await core.createNamespacedSecret({
+      namespace,
+      body: { metadata: { name: 'credentials' }, stringData: { password: 'finally' } },
+    });
+    await waitFor('the pods to run', () => rolledOut(kind, namespace, 'app'), { timeoutMs: 60_000 });
+    t.ok(await templateHash(kind, namespace, 'app'), 'stamped when released');
+    const released = (await core.listNamespacedEvent({ namespace })).items.find(
+      (e) => e.reason === 'ConfigReleased',
+    );
+    t.ok(released, 'a ConfigReleased Event');
+  });
+}
+
+t.test('what happened while wave was down is caught up when it starts', async (t) => {
+  const namespace = await freshNamespace(t, 'sync-catchup');
+  // No wave yet: the Deployment is admitted without a hash.
+  await kubectl(['apply', '-f', '-'], manifest(namespace, 'Deployment', 'app'));
+  t.equal(await templateHash('Deployment', namespace, 'app'), undefined, 'no hash without wave');
+  const first = await startWave(t, { namespaces: [namespace], args: fastLoop, register: false });
+  const stamped = await waitFor('the hash', () => templateHash('Deployment', namespace, 'app'));
+  await first.stop();
+  const { core } = clusterClients();
+  await core.patchNamespacedConfigMap(
+    { name: 'settings', namespace, body: { data: { LOG_LEVEL: 'error' } } },
+    mergePatch,
+  );
+  await startWave(t, { namespaces: [namespace], args: fastLoop, register: false });
+  const caughtUp = await waitFor('the new hash', async () => {
+    const hash = await templateHash('Deployment', namespace, 'app');
+    return hash !== stamped ? hash : undefined;
+  });
+  t.not(caughtUp, stamped, 'the change made while wave was down rolled at start');
+});
