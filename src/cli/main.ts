@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import { certsCommand } from './certs.ts';
+import { explainCommand } from './explain.ts';
 import { hashCommand } from './hash.ts';
 import { serveCommand } from './serve.ts';
 
@@ -28,7 +29,7 @@ export interface Command {
 /** Exit statuses of the dispatcher itself; each command documents its own. */
 const exitCodes = { ok: 0, failure: 1, usage: 2 } as const;
 
-const commands: readonly Command[] = [serveCommand, certsCommand, hashCommand];
+const commands: readonly Command[] = [serveCommand, certsCommand, explainCommand, hashCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,0 +1,89 @@
+import t from 'tap';
+import { configHashAnnotation, configMissingGate, optInAnnotation } from '../../src/core/annotations.ts';
+import { explain, formatExplanation } from '../../src/core/explain.ts';
+import { childLookupFrom } from '../../src/core/objects.ts';
+import { sha256Hex } from '../../src/sha256.ts';
+import { deploymentObject, workload } from './support/workloads.ts';
+
+const podSpec = {
+  containers: [
+    {
+      name: 'web',
+      image: 'web',
+      envFrom: [{ configMapRef: { name: 'settings' } }, { secretRef: { name: 'extra', optional: true } }],
+      env: [{ name: 'P', valueFrom: { secretKeyRef: { name: 'db', key: 'password' } } }],
+    },
+  ],
+};
+const settings = {
+  kind: 'ConfigMap' as const,
+  namespace: 'shop',
+  name: 'settings',
+  data: { a: '1', b: '2' },
+};
+const db = {
+  kind: 'Secret' as const,
+  namespace: 'shop',
+  name: 'db',
+  data: { password: 'c2VjcmV0', user: 'dQ==' },
+};
+
+t.test('a complete, stamped workload is up to date and lists what it consumes without values', (t) => {
+  const first = explain(
+    workload(deploymentObject({ annotations: { [optInAnnotation]: 'true' }, podSpec })),
+    childLookupFrom([settings, db]),
+    sha256Hex,
+  );
+  t.ok(first.desiredHash, 'the desired hash is computed');
+  const stamped = explain(
+    workload(
+      deploymentObject({
+        annotations: { [optInAnnotation]: 'true' },
+        templateAnnotations: { [configHashAnnotation]: first.desiredHash ?? '' },
+        podSpec,
+      }),
+    ),
+    childLookupFrom([settings, db]),
+    sha256Hex,
+  );
+  t.equal(stamped.upToDate, true);
+  t.equal(stamped.verdict, 'up to date');
+  t.same(
+    stamped.children.map((c) => [c.kind, c.name, c.keys, c.required, c.present]),
+    [
+      ['ConfigMap', 'settings', 'all', true, true],
+      ['Secret', 'extra', 'all', false, false],
+      ['Secret', 'db', ['password'], true, true],
+    ],
+  );
+  const text = formatExplanation(stamped);
+  t.match(text, /Secret shop\/db +keys password +\[present\]/);
+  t.notMatch(text, /c2VjcmV0|secret/, 'no Secret value in the report');
+  t.end();
+});
+
+t.test('a held workload with a missing Secret says so, with no desired hash', (t) => {
+  const object = deploymentObject({ annotations: { [optInAnnotation]: 'true' }, podSpec });
+  (object['spec'] as { template: { spec: Record<string, unknown> } }).template.spec['schedulingGates'] = [
+    { name: configMissingGate },
+  ];
+  const e = explain(workload(object), childLookupFrom([settings]), sha256Hex);
+  t.equal(e.held, true);
+  t.equal(e.desiredHash, undefined);
+  t.same(e.missing, ['Secret shop/db']);
+  t.match(e.verdict, /held/);
+  t.match(formatExplanation(e), /Missing:\n {2}Secret shop\/db/);
+  t.end();
+});
+
+t.test('a workload not opted in is explained as left alone, near misses shown', (t) => {
+  const e = explain(
+    workload(deploymentObject({ annotations: { [optInAnnotation]: 'True' }, podSpec })),
+    childLookupFrom([settings, db]),
+    sha256Hex,
+  );
+  t.equal(e.optedIn, false);
+  t.equal(e.desiredHash, undefined);
+  t.match(formatExplanation(e), /opted in: +no \(annotation is "True"\)/);
+  t.end();
+});
