@@ -5,12 +5,12 @@ import { writeLocalCertificates } from '../certs/local.ts';
 import { rotateCertificates } from '../certs/rotate.ts';
 import { rotationOptionsProblem } from '../certs/rotation.ts';
 import type { RotationOptions } from '../certs/rotation.ts';
-import { apiErrorMessage, connect } from '../kube/client.ts';
-import { createLogger } from '../log.ts';
+import { connect } from '../kube/client.ts';
 import type { Logger } from '../log.ts';
 import { flagHelp, parseFlags, UsageError } from './flags.ts';
 import type { FlagTable, FlagValues } from './flags.ts';
 import type { CliIo, Command } from './main.ts';
+import { runLogged } from './run-logged.ts';
 
 const day = 86_400_000;
 
@@ -208,42 +208,6 @@ async function local(o: LocalFlags, logger: Logger): Promise<void> {
   await writeLocalCertificates(o.out, rotationOptions(o, 0), logger);
 }
 
-/** Parses, answers --help, runs with a logger; usage errors exit 2, anything else 1. */
-async function runSubcommand<V extends { help: boolean; 'log-level': string }>(
-  name: string,
-  usage: string,
-  parse: () => V,
-  run: (values: V, logger: Logger) => Promise<void>,
-  io: CliIo,
-): Promise<number> {
-  let values: V;
-  try {
-    values = parse();
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr(`wave certs ${name}: ${err.message}\n\n${usage}`);
-    return 2;
-  }
-  if (values.help) {
-    io.stdout(usage);
-    return 0;
-  }
-  const logger = createLogger({ level: values['log-level'] });
-  try {
-    await run(values, logger);
-    return 0;
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr(`wave certs ${name}: ${err.message}\n`);
-      return 2;
-    }
-    const message = apiErrorMessage(err);
-    logger.error({ err }, `wave certs ${name} failed: ${message}`);
-    io.stderr(`wave certs ${name}: ${message}\n`);
-    return 1;
-  }
-}
-
 export const certsCommand: Command = {
   name: 'certs',
   summary: "create, renew and rotate the webhook's certificates (rotate), or write local ones (local)",
@@ -251,10 +215,22 @@ export const certsCommand: Command = {
     const [name, ...rest] = args;
     const env = process.env;
     if (name === 'rotate') {
-      return runSubcommand(name, rotateUsage, () => parseFlags(rotateFlags, rest, env).values, rotate, io);
+      return runLogged(
+        `wave certs ${name}`,
+        rotateUsage,
+        () => parseFlags(rotateFlags, rest, env).values,
+        rotate,
+        io,
+      );
     }
     if (name === 'local') {
-      return runSubcommand(name, localUsage, () => parseFlags(localFlags, rest, env).values, local, io);
+      return runLogged(
+        `wave certs ${name}`,
+        localUsage,
+        () => parseFlags(localFlags, rest, env).values,
+        local,
+        io,
+      );
     }
     if (name === '--help' || name === '-h' || name === 'help') {
       io.stdout(usage);

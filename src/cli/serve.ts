@@ -7,15 +7,14 @@ import { createCA, createServingCert, parseCert, serviceDnsNames } from '../cert
 import { apiChildReader } from '../kube/children.ts';
 import { apiErrorMessage, connect } from '../kube/client.ts';
 import { eventRecorder } from '../kube/events.ts';
-import { createLogger } from '../log.ts';
 import type { Logger } from '../log.ts';
 import { Metrics } from '../metrics.ts';
 import { sha256Hex } from '../sha256.ts';
-import { createAdmit } from '../webhook/admit.ts';
 import { LeaderElector } from '../kube/lease.ts';
 import { KubeTransport } from '../kube/transport.ts';
 import { SyncLoop } from '../sync/loop.ts';
 import { fieldManager } from '../sync/reconciler.ts';
+import { createAdmit } from '../webhook/admit.ts';
 import { buildHealthServer } from '../webhook/health.ts';
 import { deregisterWebhook, registerWebhook, webhookConfiguration } from '../webhook/registration.ts';
 import { buildWebhookServer, mutatePath } from '../webhook/server.ts';
@@ -24,6 +23,7 @@ import type { TlsMaterial } from '../webhook/tls.ts';
 import { flagHelp, parseFlags, UsageError } from './flags.ts';
 import type { FlagTable, FlagValues } from './flags.ts';
 import type { CliIo, Command } from './main.ts';
+import { runLogged } from './run-logged.ts';
 
 export const serveFlags = {
   kubeconfig: {
@@ -334,28 +334,7 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'run the admission webhook, the sync loop and the health/metrics server',
-  async run(args: readonly string[], io: CliIo): Promise<number> {
-    let options: ServeOptions;
-    try {
-      options = parseFlags(serveFlags, args, process.env).values;
-    } catch (err) {
-      if (!(err instanceof UsageError)) throw err;
-      io.stderr(`wave serve: ${err.message}\n\n${usage}`);
-      return 2;
-    }
-    if (options.help) {
-      io.stdout(usage);
-      return 0;
-    }
-    const logger = createLogger({ level: options['log-level'] });
-    try {
-      await serve(options, logger);
-      return 0;
-    } catch (err) {
-      const message = err instanceof UsageError ? err.message : apiErrorMessage(err);
-      logger.fatal({ err }, `wave serve failed: ${message}`);
-      io.stderr(`wave serve: ${message}\n`);
-      return err instanceof UsageError ? 2 : 1;
-    }
+  run(args: readonly string[], io: CliIo): Promise<number> {
+    return runLogged('wave serve', usage, () => parseFlags(serveFlags, args, process.env).values, serve, io);
   },
 };
