@@ -120,10 +120,12 @@ save_commands() {
     --bind-address 127.0.0.1 --secure-port "$kcm_port" --leader-elect=false \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
-    --controllers '*,-nodeipam' --profiling=false --v 1
+    --controllers '*,-nodeipam' --profiling=false --v 1 \
+    --kube-api-qps 200 --kube-api-burst 400 --concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10
   save kube-scheduler "$bin/kube-scheduler" \
     --kubeconfig "$kubeconfig" --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
-    --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false --profiling=false --v 1
+    --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false --profiling=false --v 1 \
+    --kube-api-qps 200 --kube-api-burst 400
   save kwok "$bin/kwok" --kubeconfig "$kubeconfig" --config "$bin/kwok-stages.yaml" --manage-all-nodes=false --manage-single-node "$node_name" \
     --cidr 10.244.0.1/16 --node-ip 10.0.1.1 --node-lease-duration-seconds 40 \
     --server-address "127.0.0.1:$kwok_port"
