@@ -1,8 +1,18 @@
 // The local control plane is real Kubernetes: the controller-manager turns Deployments into ReplicaSets,
 // the scheduler binds pods to the kwok node, kwok makes them Running, and a template change is a rollout.
+import { execFile } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import t from 'tap';
 import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { clusterClients, freshNamespace, kubectl, waitFor } from '../support/cluster.ts';
+import { privateCluster } from '../support/private-cluster.ts';
+
+const clusterScript = fileURLToPath(new URL('../cluster/cluster.sh', import.meta.url));
+const run = promisify(execFile);
 
 function deployment(name: string): V1Deployment {
   return {
@@ -72,4 +82,50 @@ t.test('a Deployment gets a ReplicaSet and a Running pod, and a template change 
     return rs.status?.replicas === 0;
   });
   t.pass('the old ReplicaSet was scaled down: a complete rollout');
+});
+
+t.test('cluster.sh down stops every process it started and frees every port', async (t) => {
+  const cluster = await privateCluster(t);
+  const state = join(cluster.dir, 'cluster');
+  const files = await readdir(state);
+  const pids = await Promise.all(
+    files.filter((f) => f.endsWith('.pid')).map(async (f) => Number(await readFile(join(state, f), 'utf8'))),
+  );
+  const commands = await Promise.all(
+    files.filter((f) => f.endsWith('.cmd')).map((f) => readFile(join(state, f), 'utf8')),
+  );
+  const ports = [
+    ...new Set(
+      commands.flatMap((c) =>
+        [...c.matchAll(/(?:127\.0\.0\.1:|--secure-port )(\d+)/g)].map((m) => Number(m[1])),
+      ),
+    ),
+  ];
+  t.equal(pids.length, 5, 'five components ran');
+  t.ok(ports.length >= 6, `it listened on ${ports.length} ports`);
+  await run('bash', [clusterScript, 'down'], { env: { ...process.env, WAVE_CLUSTER_DIR: cluster.dir } });
+  const alive = pids.filter((pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  t.same(alive, [], 'no process left');
+  const busy: number[] = [];
+  for (const port of ports) {
+    const server = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once('error', () => {
+        resolve(false);
+      });
+      server.listen(port, '127.0.0.1', () => {
+        resolve(true);
+      });
+    });
+    if (free) await new Promise((resolve) => server.close(resolve));
+    else busy.push(port);
+  }
+  t.same(busy, [], 'no port left listening');
 });
