@@ -3,8 +3,14 @@
 // namespaces so test files running side by side never see each other's wave.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdmissionregistrationV1Api, type V1Deployment } from '@kubernetes/client-node';
+import { createCA, createServingCert } from '../../src/certs/pki.ts';
+import { mutatePath } from '../../src/webhook/server.ts';
+import { registerWebhook, webhookConfiguration } from '../../src/webhook/registration.ts';
 import { clusterClients, kubeconfigPath, waitFor, type TestContext } from './cluster.ts';
 
 const mainTs = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -27,8 +33,36 @@ export interface WaveProcess {
 export interface WaveOptions {
   namespaces: readonly string[];
   args?: readonly string[];
-  /** Default true; a second replica sharing a configuration passes false. */
-  register?: boolean;
+  /**
+   * Default true: wave registers its own webhook configuration; a second replica sharing a configuration
+   * passes false. 'admin': wave serves a certificate made here and this helper registers the configuration
+   * with the shared control plane's admin credentials, for a wave whose own credentials (`kubeconfig`, e.g.
+   * a ServiceAccount token) may not write webhook configurations.
+   */
+  register?: boolean | 'admin';
+  /**
+   * The kubeconfig wave runs with; default the shared control plane's admin one. Another control plane's
+   * (a private cluster) needs register: false; a ServiceAccount's on the shared one, register: 'admin'.
+   */
+  kubeconfig?: string;
+}
+
+/** A CA and a serving certificate for 127.0.0.1 in a temporary directory, removed when the test ends. */
+async function localCertificate(t: TestContext): Promise<{ dir: string; caPem: string }> {
+  const now = new Date();
+  const ca = createCA({ commonName: 'wave-test-ca', validityDays: 1, now });
+  const serving = createServingCert({
+    ca,
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    validityDays: 1,
+    now,
+  });
+  const dir = await mkdtemp(join(tmpdir(), 'wave-tls-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'tls.crt'), serving.certPem);
+  await writeFile(join(dir, 'tls.key'), serving.keyPem, { mode: 0o600 });
+  return { dir, caPem: ca.certPem };
 }
 
 /** Loop flags for tests: a short debounce, and one replica leading without a Lease unless told. */
@@ -37,15 +71,21 @@ export const fastLoop = ['--debounce', '200ms', '--no-leader-election'] as const
 export async function startWave(t: TestContext, opts: WaveOptions): Promise<WaveProcess> {
   const configuration = `wave-test-${randomBytes(4).toString('hex')}`;
   const register = opts.register ?? true;
+  if (register === true && opts.kubeconfig !== undefined) {
+    throw new Error('startWave: registering a webhook is only supported on the shared control plane');
+  }
+  const files = register === 'admin' ? await localCertificate(t) : undefined;
   const child = spawn(
     process.execPath,
     [
       mainTs,
       'serve',
       '--kubeconfig',
-      kubeconfigPath,
-      '--self-signed',
-      ...(register ? ['--register-webhook', '--webhook-configuration', configuration] : []),
+      opts.kubeconfig ?? kubeconfigPath,
+      ...(files === undefined
+        ? ['--self-signed']
+        : ['--tls-cert-file', join(files.dir, 'tls.crt'), '--tls-key-file', join(files.dir, 'tls.key')]),
+      ...(register === true ? ['--register-webhook', '--webhook-configuration', configuration] : []),
       '--bind-address',
       '127.0.0.1',
       '--webhook-port',
@@ -96,7 +136,7 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
       if (child.exitCode !== null) throw new Error(`wave exited with ${child.exitCode}:\n${out}`);
       const lines = logLines();
       const ports = lines.find((l) => l.msg === 'serving');
-      return !register || lines.some((l) => l.msg === 'registered the webhook') ? ports : undefined;
+      return register !== true || lines.some((l) => l.msg === 'registered the webhook') ? ports : undefined;
     },
     { timeoutMs: 30_000 },
   );
@@ -116,7 +156,21 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
     async () => (await fetch(`http://127.0.0.1:${String(serving.healthPort)}/readyz`)).ok,
     { timeoutMs: 30_000, intervalMs: 200 },
   );
-  if (register) await waitUntilCalled(opts.namespaces[0] ?? 'default');
+  if (files !== undefined) {
+    await registerWebhook(
+      clusterClients().kc.makeApiClient(AdmissionregistrationV1Api),
+      webhookConfiguration({
+        name: configuration,
+        target: { url: `https://127.0.0.1:${String(serving.webhookPort)}` },
+        path: mutatePath,
+        caBundlePem: files.caPem,
+        namespaces: opts.namespaces,
+        excludedNamespaces: ['kube-system', 'wave-system'],
+        timeoutSeconds: 5,
+      }),
+    );
+  }
+  if (register !== false) await waitUntilCalled(opts.namespaces[0] ?? 'default');
   return wave;
 }
 

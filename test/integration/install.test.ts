@@ -1,0 +1,482 @@
+// The install manifests against the real apiserver: the kustomize base and its overlays are accepted, and
+// wave runs under exactly the RBAC they grant — a rollout works with it, and breaks without one verb.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import {
+  AdmissionregistrationV1Api,
+  CoordinationV1Api,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import { parseAllDocuments, stringify } from 'yaml';
+import { mutatePath } from '../../src/webhook/server.ts';
+import { optInCondition, webhookConfiguration } from '../../src/webhook/registration.ts';
+import { clusterClients, freshNamespace, kubeconfigPath, kubectl, waitFor } from '../support/cluster.ts';
+import { startWave } from '../support/wave.ts';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const base = join(root, 'manifests/base');
+const certManagerOverlay = join(root, 'manifests/overlays/cert-manager');
+const namespacedOverlay = join(root, 'manifests/overlays/namespaced');
+const waveNamespace = 'wave-system';
+const hashAnnotation = 'wave.pusher.com/config-hash';
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
+const run = promisify(execFile);
+
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
+  [field: string]: unknown;
+}
+
+async function render(dir: string): Promise<Manifest[]> {
+  const docs = parseAllDocuments(await kubectl(['kustomize', dir]));
+  return docs.map((d) => d.toJS() as Manifest);
+}
+
+function find(objects: readonly Manifest[], kind: string, name: string): Manifest | undefined {
+  return objects.find((o) => o.kind === kind && o.metadata.name === name);
+}
+
+function toYaml(objects: readonly Manifest[]): string {
+  return objects.map((o) => stringify(o)).join('---\n');
+}
+
+/** `kubectl apply --dry-run=server`: every object must be accepted (kubectl exits non-zero otherwise). */
+async function serverDryRun(objects: readonly Manifest[]): Promise<string[]> {
+  const out = await kubectl(['apply', '--dry-run=server', '-f', '-'], toYaml(objects));
+  return out.trim().split('\n');
+}
+
+function rbac(): RbacAuthorizationV1Api {
+  return clusterClients().kc.makeApiClient(RbacAuthorizationV1Api);
+}
+
+/** `kubectl auth can-i` as a ServiceAccount of the install. */
+async function can(serviceAccount: string, args: readonly string[]): Promise<boolean> {
+  const out = await kubectl([
+    'auth',
+    'can-i',
+    ...args,
+    '--as',
+    `system:serviceaccount:${waveNamespace}:${serviceAccount}`,
+  ]).catch((err: unknown) => (err instanceof Error ? err.message : String(err)));
+  return out.trim() === 'yes';
+}
+
+/** A kubeconfig that authenticates as a ServiceAccount of the install, with a token from TokenRequest. */
+async function serviceAccountKubeconfig(dir: string, serviceAccount: string): Promise<string> {
+  const { kc, core } = clusterClients();
+  const token = await core.createNamespacedServiceAccountToken({
+    name: serviceAccount,
+    namespace: waveNamespace,
+    body: { spec: { expirationSeconds: 3600 } },
+  });
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new Error(`${kubeconfigPath} names no cluster`);
+  const path = join(dir, `${serviceAccount}.kubeconfig`);
+  await writeFile(
+    path,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        {
+          name: 'local',
+          cluster: {
+            server: cluster.server,
+            ...(cluster.caFile === undefined
+              ? { 'certificate-authority-data': cluster.caData }
+              : { 'certificate-authority': cluster.caFile }),
+          },
+        },
+      ],
+      users: [{ name: serviceAccount, user: { token: token.status?.token } }],
+      contexts: [{ name: serviceAccount, context: { cluster: 'local', user: serviceAccount } }],
+      'current-context': serviceAccount,
+    }),
+    { mode: 0o600 },
+  );
+  return path;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The base, applied for real once for the whole file, and removed (cluster-scoped objects included) after.
+// Its webhook configuration is applied with a namespaceSelector that matches no namespace: with an empty
+// caBundle and no running wave behind the Service, the real one would make every opted-in admission in the
+// shared cluster wait for its timeout. The unchanged configuration is checked by a server-side dry run.
+
+const baseObjects = await render(base);
+const work = await mkdtemp(join(tmpdir(), 'wave-install-'));
+const clusterScoped = baseObjects.filter((o) => o.metadata.namespace === undefined);
+
+t.teardown(async () => {
+  // Cluster-scoped objects first (ClusterRoles, bindings, the webhook configuration), then the namespace.
+  for (const o of clusterScoped.filter((o) => o.kind !== 'Namespace')) {
+    await kubectl(['delete', o.kind, o.metadata.name, '--ignore-not-found', '--wait=false']).catch(
+      () => undefined,
+    );
+  }
+  await kubectl(['delete', 'namespace', waveNamespace, '--ignore-not-found', '--wait=false']).catch(
+    () => undefined,
+  );
+  // Wait for the namespace to go, so a run right after this one starts from nothing.
+  await waitFor(
+    `namespace ${waveNamespace} to be deleted`,
+    async () => !(await kubectl(['get', 'namespace', '--no-headers', '-o', 'name'])).includes(waveNamespace),
+    { timeoutMs: 60_000, intervalMs: 500 },
+  ).catch(() => undefined);
+  await rm(work, { recursive: true, force: true });
+});
+
+const namespaceObject = find(baseObjects, 'Namespace', waveNamespace);
+if (namespaceObject === undefined) throw new Error(`manifests/base has no Namespace ${waveNamespace}`);
+
+await t.test('the base renders and the apiserver accepts every object of it', async (t) => {
+  // A run just before this one may still be deleting the namespace.
+  await waitFor(
+    `namespace ${waveNamespace} not to be terminating`,
+    async () =>
+      !(
+        await kubectl([
+          'get',
+          'namespace',
+          waveNamespace,
+          '--ignore-not-found',
+          '-o',
+          'jsonpath={.status.phase}',
+        ])
+      ).includes('Terminating'),
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
+  // Namespaced objects can only be dry-run into a namespace that exists.
+  await kubectl(['apply', '-f', '-'], toYaml([namespaceObject]));
+  const lines = await serverDryRun(baseObjects);
+  t.equal(lines.length, baseObjects.length, 'one answer per object');
+  t.ok(
+    lines.every((line) => line.endsWith('(server dry run)')),
+    `every object accepted by a server-side dry run:\n${lines.join('\n')}`,
+  );
+
+  const configuration = find(baseObjects, 'MutatingWebhookConfiguration', 'wave');
+  const expected = webhookConfiguration({
+    name: 'wave',
+    target: { service: { namespace: waveNamespace, name: 'wave', port: 443 } },
+    path: mutatePath,
+    caBundlePem: '',
+    namespaces: [],
+    excludedNamespaces: ['kube-system', waveNamespace],
+    timeoutSeconds: 5,
+  });
+  // The manifest leaves caBundle out (the certificate Job owns it); everything else is identical.
+  for (const webhook of expected.webhooks ?? []) delete webhook.clientConfig.caBundle;
+  t.same(
+    configuration?.webhooks,
+    expected.webhooks,
+    'the shipped webhook configuration is the one src/webhook/registration.ts builds',
+  );
+  const webhooks = configuration?.webhooks as { matchConditions: { expression: string }[] }[] | undefined;
+  t.equal(webhooks?.[0]?.matchConditions[0]?.expression, optInCondition, 'matchConditions: optInCondition');
+});
+
+await t.test('applied for real: the hardened pods pass the restricted Pod Security Standard', async (t) => {
+  // Through a temporary overlay that only narrows the webhook to no namespace (kustomize wants the base as
+  // a relative path).
+  await writeFile(
+    join(work, 'kustomization.yaml'),
+    stringify({
+      apiVersion: 'kustomize.config.k8s.io/v1beta1',
+      kind: 'Kustomization',
+      resources: [relative(work, base)],
+      patches: [
+        {
+          target: { kind: 'MutatingWebhookConfiguration', name: 'wave' },
+          patch: stringify([
+            {
+              op: 'replace',
+              path: '/webhooks/0/namespaceSelector',
+              value: {
+                matchExpressions: [{ key: 'wave-install-test/no-namespace-has-this', operator: 'Exists' }],
+              },
+            },
+          ]),
+        },
+      ],
+    }),
+  );
+  await kubectl(['apply', '-k', work]);
+  const { core } = clusterClients();
+  const pods = await waitFor(
+    'the two wave replicas to be created',
+    async () => {
+      const list = await core.listNamespacedPod({
+        namespace: waveNamespace,
+        labelSelector: 'app.kubernetes.io/name=wave,app.kubernetes.io/component=controller',
+      });
+      return list.items.length === 2 ? list.items : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
+  t.equal(pods.length, 2, 'two replicas, admitted into a namespace that enforces "restricted"');
+  for (const pod of pods) {
+    t.equal(pod.spec?.serviceAccountName, 'wave', 'runs as ServiceAccount wave');
+    t.equal(pod.spec?.securityContext?.runAsUser, undefined, 'no fixed UID (OpenShift assigns one)');
+    const container = pod.spec?.containers[0];
+    t.equal(container?.securityContext?.readOnlyRootFilesystem, true, 'read-only root filesystem');
+    t.same(container?.securityContext?.capabilities?.drop, ['ALL'], 'no capabilities');
+  }
+  const job = await waitFor('the install Job pod to be created', async () => {
+    const list = await core.listNamespacedPod({
+      namespace: waveNamespace,
+      labelSelector: 'app.kubernetes.io/component=certificates',
+    });
+    return list.items[0];
+  });
+  t.equal(job.spec?.serviceAccountName, 'wave-certs', 'the certificate Job runs as wave-certs');
+});
+
+await t.test('the ServiceAccounts hold what wave uses and nothing more', async (t) => {
+  const ns = 'default';
+  t.ok(await can('wave', ['patch', 'deployments.apps', '-n', ns]), 'wave patches Deployments');
+  t.ok(await can('wave', ['watch', 'secrets', '-n', ns]), 'wave watches Secrets');
+  t.ok(
+    await can('wave', ['update', 'leases.coordination.k8s.io/wave-leader', '-n', waveNamespace]),
+    'wave renews its Lease',
+  );
+  t.notOk(await can('wave', ['update', 'deployments.apps', '-n', ns]), 'wave never updates a whole object');
+  t.notOk(
+    await can('wave', ['update', 'leases.coordination.k8s.io/other', '-n', waveNamespace]),
+    'and no other Lease',
+  );
+  t.notOk(await can('wave', ['create', 'mutatingwebhookconfigurations']), 'wave cannot register webhooks');
+  t.notOk(await can('wave', ['create', 'pods', '-n', ns]), 'wave cannot create pods');
+  t.ok(
+    await can('wave-certs', ['patch', 'mutatingwebhookconfigurations/wave']),
+    'wave-certs patches the caBundle of wave',
+  );
+  t.notOk(
+    await can('wave-certs', ['patch', 'mutatingwebhookconfigurations/other']),
+    'and of no other webhook configuration',
+  );
+  t.notOk(await can('wave-certs', ['get', 'secrets/other', '-n', waveNamespace]), 'reads no other Secret');
+  t.notOk(await can('wave-certs', ['get', 'secrets/wave-tls', '-n', ns]), 'only its own namespace');
+});
+
+await t.test('wave certs rotate as wave-certs fills the Secret and the caBundle', async (t) => {
+  const kubeconfig = await serviceAccountKubeconfig(work, 'wave-certs');
+  const main = join(root, 'src/cli/main.ts');
+  const args = ['certs', 'rotate', '--kubeconfig', kubeconfig];
+  const { stdout } = await run(process.execPath, [main, ...args], {
+    env: { ...process.env, POD_NAMESPACE: waveNamespace },
+  });
+  t.ok(stdout.length > 0, 'it says what it did');
+  const secret = await clusterClients().core.readNamespacedSecret({
+    name: 'wave-tls',
+    namespace: waveNamespace,
+  });
+  const caCrt = Buffer.from(secret.data?.['ca.crt'] ?? '', 'base64').toString('utf8');
+  t.match(caCrt, /BEGIN CERTIFICATE/, 'wave-tls holds the CA');
+  const configuration = await clusterClients()
+    .kc.makeApiClient(AdmissionregistrationV1Api)
+    .readMutatingWebhookConfiguration({ name: 'wave' });
+  const bundle = Buffer.from(configuration.webhooks?.[0]?.clientConfig.caBundle ?? '', 'base64').toString(
+    'utf8',
+  );
+  t.equal(bundle, caCrt, "the webhook's caBundle is the Secret's ca.crt");
+  // A second run finds nothing to do, with the same rights.
+  await run(process.execPath, [main, ...args], { env: { ...process.env, POD_NAMESPACE: waveNamespace } });
+
+  // Applying the manifests again (an upgrade, a GitOps sync) leaves the caBundle alone.
+  await kubectl(['apply', '-k', work]);
+  const reapplied = await clusterClients()
+    .kc.makeApiClient(AdmissionregistrationV1Api)
+    .readMutatingWebhookConfiguration({ name: 'wave' });
+  t.equal(
+    Buffer.from(reapplied.webhooks?.[0]?.clientConfig.caBundle ?? '', 'base64').toString('utf8'),
+    caCrt,
+    're-applying the base keeps the caBundle the Job wrote',
+  );
+});
+
+await t.test('the overlays render and the apiserver accepts them', async (t) => {
+  const certManager = await render(certManagerOverlay);
+  const kinds = certManager.map((o) => o.kind);
+  t.notOk(kinds.includes('Job') || kinds.includes('CronJob'), 'cert-manager: no certificate Job or CronJob');
+  t.notOk(
+    certManager.some((o) => o.metadata.name === 'wave-certs'),
+    'cert-manager: no wave-certs ServiceAccount or RBAC',
+  );
+  const certificate = certManager.find(
+    (o) =>
+      o.kind === 'Certificate' &&
+      o.spec !== undefined &&
+      (o.spec as { secretName?: string }).secretName === 'wave-tls',
+  );
+  t.ok(certificate, 'cert-manager: a Certificate writes Secret wave-tls');
+  t.equal(
+    find(certManager, 'MutatingWebhookConfiguration', 'wave')?.metadata.annotations?.[
+      'cert-manager.io/inject-ca-from'
+    ],
+    `${waveNamespace}/${certificate?.metadata.name ?? ''}`,
+    'cert-manager: its CA injector fills caBundle from that Certificate',
+  );
+  // cert-manager's CRDs are not installed here: its objects are only rendered, the rest is dry-run.
+  const plain = certManager.filter((o) => !o.apiVersion.startsWith('cert-manager.io/'));
+  const accepted = await serverDryRun(plain);
+  t.ok(
+    accepted.every((line) => line.endsWith('(server dry run)')),
+    'cert-manager overlay accepted',
+  );
+
+  const namespaced = await render(namespacedOverlay);
+  t.notOk(find(namespaced, 'ClusterRole', 'wave'), 'namespaced: no ClusterRole for workloads or config');
+  t.notOk(find(namespaced, 'ClusterRoleBinding', 'wave'), 'namespaced: no ClusterRoleBinding for wave');
+  const role = find(namespaced, 'Role', 'wave');
+  t.equal(role?.metadata.namespace, 'default', 'namespaced: a Role in the namespace wave acts in');
+  t.same(role?.rules, find(baseObjects, 'ClusterRole', 'wave')?.rules, 'with the same rules as the base');
+  const deployment = JSON.stringify(find(namespaced, 'Deployment', 'wave'));
+  t.match(deployment, /"name":"WAVE_NAMESPACES","value":"default"/, 'namespaced: --namespaces is set');
+  const accepted2 = await serverDryRun(namespaced);
+  t.ok(
+    accepted2.every((line) => line.endsWith('(server dry run)')),
+    'namespaced overlay accepted',
+  );
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// wave serve under the manifests' ServiceAccount.
+
+const consumer = (namespace: string) => `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: ${namespace}}
+data: {LOG_LEVEL: info}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+  namespace: ${namespace}
+  annotations: {wave.pusher.com/update-on-config-change: "true"}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      containers:
+        - name: app
+          image: app
+          env:
+            - {name: LOG_LEVEL, valueFrom: {configMapKeyRef: {name: settings, key: LOG_LEVEL}}}
+`;
+
+async function templateHash(namespace: string): Promise<string | undefined> {
+  const d = await clusterClients().apps.readNamespacedDeployment({ name: 'app', namespace });
+  return d.spec?.template.metadata?.annotations?.[hashAnnotation];
+}
+
+async function replicaSets(namespace: string): Promise<number> {
+  return (await clusterClients().apps.listNamespacedReplicaSet({ namespace })).items.length;
+}
+
+async function changeSettings(namespace: string): Promise<void> {
+  await clusterClients().core.patchNamespacedConfigMap(
+    { name: 'settings', namespace, body: { data: { LOG_LEVEL: 'debug' } } },
+    mergePatch,
+  );
+}
+
+const asWave = (namespace: string, kubeconfig: string) => ({
+  namespaces: [namespace],
+  kubeconfig,
+  register: 'admin' as const,
+  args: ['--debounce', '200ms', '--leader-election-namespace', waveNamespace],
+});
+
+await t.test('as ServiceAccount wave, a ConfigMap change rolls the Deployment consuming it', async (t) => {
+  const namespace = await freshNamespace(t, 'install-rbac');
+  const kubeconfig = await serviceAccountKubeconfig(work, 'wave');
+  const wave = await startWave(t, asWave(namespace, kubeconfig));
+  const leases = clusterClients().kc.makeApiClient(CoordinationV1Api);
+  await waitFor('wave to hold the Lease in wave-system', async () => {
+    const lease = await leases.readNamespacedLease({ name: 'wave-leader', namespace: waveNamespace });
+    return (lease.spec?.holderIdentity ?? '') !== '';
+  });
+
+  await kubectl(['apply', '-f', '-'], consumer(namespace));
+  const before = await templateHash(namespace);
+  t.ok(before, 'stamped at creation by the webhook');
+  await waitFor('the first ReplicaSet', async () => (await replicaSets(namespace)) === 1);
+
+  await changeSettings(namespace);
+  const after = await waitFor(
+    'the loop to write a new hash',
+    async () => {
+      const hash = await templateHash(namespace);
+      return hash !== before ? hash : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
+  t.not(after, before, 'a new hash');
+  await waitFor('a second ReplicaSet', async () => (await replicaSets(namespace)) === 2, {
+    timeoutMs: 30_000,
+  });
+  t.equal(await replicaSets(namespace), 2, 'the Deployment rolled');
+  t.notMatch(wave.output(), /HTTP 403/, 'no request of wave was forbidden');
+});
+
+await t.test('without patch on deployments in the ClusterRole, the same change never rolls', async (t) => {
+  const api = rbac();
+  const role = await api.readClusterRole({ name: 'wave' });
+  const index = role.rules?.findIndex((r) => r.apiGroups?.includes('apps') === true) ?? -1;
+  t.ok(index >= 0, 'the ClusterRole has a rule for apps');
+  const verbs = role.rules?.[index]?.verbs ?? [];
+  await api.patchClusterRole(
+    {
+      name: 'wave',
+      body: [{ op: 'replace', path: `/rules/${index}/verbs`, value: verbs.filter((v) => v !== 'patch') }],
+    },
+    jsonPatch,
+  );
+  t.teardown(() =>
+    api
+      .patchClusterRole(
+        { name: 'wave', body: [{ op: 'replace', path: `/rules/${index}/verbs`, value: verbs }] },
+        jsonPatch,
+      )
+      .catch(() => undefined),
+  );
+  const namespace = await freshNamespace(t, 'install-rbac-broken');
+  await waitFor(
+    'the authorizer to refuse the patch',
+    async () => !(await can('wave', ['patch', 'deployments.apps', '-n', namespace])),
+  );
+
+  const kubeconfig = await serviceAccountKubeconfig(work, 'wave');
+  const wave = await startWave(t, asWave(namespace, kubeconfig));
+  await kubectl(['apply', '-f', '-'], consumer(namespace));
+  const before = await templateHash(namespace);
+  t.ok(before, 'still stamped at creation: the webhook needs no patch');
+
+  await changeSettings(namespace);
+  await waitFor('wave to log the refused patch', () => /reconcile failed: HTTP 403/.test(wave.output()), {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+  });
+  const seen = new Set<string | undefined>();
+  for (const deadline = Date.now() + 5000; Date.now() < deadline;) {
+    seen.add(await templateHash(namespace));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  t.same([...seen], [before], 'the hash stays what the webhook stamped, over 5 s');
+  t.equal(await replicaSets(namespace), 1, 'no rollout');
+});
