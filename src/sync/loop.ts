@@ -92,8 +92,15 @@ export class SyncLoop {
       ...(o.namespaces === undefined ? {} : { namespaces: o.namespaces }),
       onChange: (change) => {
         this.#metrics.configChanges.inc({ kind: change.ref.kind });
+        // A child whose data was not known before (its first read, or it was absent) is looked at once,
+        // without a debounce and without naming it: the workload's first complete pass is what later
+        // Events compare against to name the objects that really changed.
+        const known = change.old !== undefined;
         const trigger = `${change.ref.kind} ${change.ref.namespace}/${change.ref.name}`;
-        for (const key of change.affected) this.#queue.add(key, trigger);
+        for (const key of change.affected) {
+          if (known) this.#queue.add(key, trigger);
+          else this.#queue.add(key, undefined, 0);
+        }
       },
     });
     const bucket = new TokenBucket(o.maxRolloutsPerSecond, o.rolloutBurst, clock);

@@ -14,6 +14,7 @@ import { planSync } from '../core/sync-plan.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { Logger } from '../log.ts';
 import { sha256Hex } from '../sha256.ts';
+import { newer } from './config-cache.ts';
 import type { ConfigCache } from './config-cache.ts';
 import type { LoopMetrics } from './loop-metrics.ts';
 
@@ -46,10 +47,53 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 export const fieldManager = 'wave';
 const short = (hash: string | undefined) => (hash === undefined ? 'none' : hash.slice(0, 12));
 
+/** `Kind namespace/name` → fingerprint of the consumed data, read off the canonical hash input. */
+function fingerprints(hashInput: string, namespace: string): Map<string, string> {
+  const input = JSON.parse(hashInput) as Record<'configMaps' | 'secrets', Record<string, unknown>>;
+  const result = new Map<string, string>();
+  for (const [kind, group] of [
+    ['ConfigMap', input.configMaps],
+    ['Secret', input.secrets],
+  ] as const) {
+    for (const [name, data] of Object.entries(group)) {
+      const id = name.includes('/') ? name : `${namespace}/${name}`;
+      result.set(`${kind} ${id}`, sha256Hex(JSON.stringify(data)));
+    }
+  }
+  return result;
+}
+
+/** The objects whose consumed data differs between two reconciles; undefined when there is no earlier one. */
+function changedObjects(
+  before: Map<string, string> | undefined,
+  now: Map<string, string> | undefined,
+): string | undefined {
+  if (before === undefined || now === undefined) return undefined;
+  const changed = [...new Set([...before.keys(), ...now.keys()])].filter(
+    (id) => before.get(id) !== now.get(id),
+  );
+  return changed.length > 0 ? changed.sort().join(', ') : undefined;
+}
+
+function describeTriggers(triggers: ReadonlySet<string>): string {
+  return triggers.size > 0 ? [...triggers].sort().join(', ') : 'its configuration';
+}
+
 export class Reconciler {
   readonly #o: ReconcilerOptions;
   /** The missing-config message last reported per workload: one Event per distinct state, not per pass. */
   readonly #reportedMissing = new Map<string, string>();
+  /**
+   * Per workload, a fingerprint of each consumed object's data at its last complete reconcile, so the
+   * ConfigChanged Event names the objects whose consumed data really changed, not every trigger.
+   */
+  readonly #fingerprints = new Map<string, Map<string, string>>();
+  /**
+   * The hash wave last wrote per workload and the resourceVersion that write produced. Until the watch
+   * delivers that version, the cached workload still shows the old hash; another event for it in that
+   * window must not write (and count, and announce) the same rollout twice.
+   */
+  readonly #written = new Map<string, { hash: string; resourceVersion: string }>();
 
   constructor(o: ReconcilerOptions) {
     this.#o = o;
@@ -66,6 +110,8 @@ export class Reconciler {
     if (cached === undefined) {
       cache.setWorkload(key, undefined);
       this.#reportedMissing.delete(key);
+      this.#fingerprints.delete(key);
+      this.#written.delete(key);
       return { outcome: 'forgotten' };
     }
     const { workload } = cached;
@@ -79,12 +125,25 @@ export class Reconciler {
     }
     const plan = planSync(workload, result);
     const log = { workload: key, action: plan.action };
+    const written = this.#written.get(key);
+    if (written !== undefined) {
+      const cacheBehind = newer(written.resourceVersion, workload.metadata.resourceVersion ?? '');
+      if (!cacheBehind) this.#written.delete(key);
+      else if ((plan.action === 'roll' || plan.action === 'release') && plan.to === written.hash) {
+        return { outcome: 'unchanged' };
+      }
+    }
+    const before = this.#fingerprints.get(key);
+    if (result.complete && consumed !== undefined) {
+      this.#fingerprints.set(key, fingerprints(result.hashInput, workload.metadata.namespace));
+    }
     switch (plan.action) {
       case 'none':
         this.#reportedMissing.delete(key);
         return { outcome: 'unchanged' };
       case 'forget':
         this.#reportedMissing.delete(key);
+        this.#fingerprints.delete(key);
         return { outcome: 'forgotten' };
       case 'missing': {
         if (this.#reportedMissing.get(key) !== plan.reason) {
@@ -102,10 +161,10 @@ export class Reconciler {
       case 'roll': {
         const wait = this.#o.takeRolloutToken();
         if (wait > 0) return { outcome: 'throttled', retryInMs: wait };
-        await this.#patch(workload, plan.patch);
+        this.#written.set(key, { hash: plan.to, resourceVersion: await this.#patch(workload, plan.patch) });
         this.#reportedMissing.delete(key);
         this.#o.metrics.rollouts.inc({ kind: workload.kind });
-        const why = triggers.size > 0 ? [...triggers].sort().join(', ') : 'its configuration';
+        const why = changedObjects(before, this.#fingerprints.get(key)) ?? describeTriggers(triggers);
         const message = `${why} changed: config hash ${short(plan.from)} → ${short(plan.to)}`;
         logger.info({ ...log, from: plan.from, to: plan.to, triggers: [...triggers] }, message);
         this.#event(workload, 'Normal', 'ConfigChanged', message);
@@ -113,7 +172,8 @@ export class Reconciler {
       }
       case 'release':
       case 'unhold': {
-        await this.#patch(workload, plan.patch);
+        const resourceVersion = await this.#patch(workload, plan.patch);
+        if (plan.action === 'release') this.#written.set(key, { hash: plan.to, resourceVersion });
         this.#reportedMissing.delete(key);
         this.#o.metrics.releases.inc({ kind: workload.kind });
         await this.#replaceHeldPods(workload, cached.selector);
@@ -137,10 +197,11 @@ export class Reconciler {
     );
   }
 
-  async #patch(workload: Workload, body: object): Promise<void> {
+  /** Patches the workload; resolves with the resourceVersion the write produced. */
+  async #patch(workload: Workload, body: object): Promise<string> {
     const kind = kindByName(workload.kind);
     if (kind === undefined) throw new Error(`${workload.kind} is not a workload kind wave manages`);
-    await this.#o.custom.patchNamespacedCustomObject(
+    const written: unknown = await this.#o.custom.patchNamespacedCustomObject(
       {
         group: kind.group,
         version: kind.version,
@@ -152,6 +213,9 @@ export class Reconciler {
       },
       mergePatch,
     );
+    const version = (written as { metadata?: { resourceVersion?: unknown } } | null)?.metadata
+      ?.resourceVersion;
+    return typeof version === 'string' ? version : '';
   }
 
   /**
