@@ -53,8 +53,18 @@ cluster-status:
 bench-webhook: node_modules/.package-lock.json
 	$(NPM) run -s bench:webhook -- $(BENCH_ARGS)
 
+# Sync-loop latency, fanout and memory against a private control plane (bench/README.md), e.g.
+# make bench-sync BENCH_ARGS='--scenario latency --updates 100'.
+.PHONY: bench-sync
+bench-sync: node_modules/.package-lock.json
+	$(NPM) run -s bench:sync -- $(BENCH_ARGS)
+
 # The control plane and wave in the background, for exploration; make down stops both.
-.PHONY: up down
+.PHONY: up down demo
+# The example app rolled by a ConfigMap change, shown as it happens; the cluster stays up (make down).
+demo: node_modules/.package-lock.json
+	bash test/demo.sh
+
 up: node_modules/.package-lock.json
 	bash test/up.sh up
 

@@ -1,0 +1,1006 @@
+// Sync-loop benchmarks: `wave serve` as a child process against a private control plane (or --kubeconfig),
+// driven and observed from this process. Scenarios: latency, fanout, memory. See bench/README.md.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import type { V1ConfigMap, V1Deployment, V1Secret } from '@kubernetes/client-node';
+import { flagHelp, parseDuration, parseFlags, UsageError } from '../src/cli/flags.ts';
+import type { FlagTable, FlagValues } from '../src/cli/flags.ts';
+import { configHashAnnotation, optInAnnotation } from '../src/core/annotations.ts';
+import { apiErrorMessage, connect, isNotFound } from '../src/kube/client.ts';
+import type { KubeClients } from '../src/kube/client.ts';
+import { KubeTransport } from '../src/kube/transport.ts';
+import { Reflector } from '../src/kube/watch.ts';
+import type { ResourceType } from '../src/kube/watch.ts';
+import { createLogger } from '../src/log.ts';
+
+const root = fileURLToPath(new URL('../', import.meta.url));
+
+const flags = {
+  scenario: { type: 'string', default: '', help: 'latency, fanout or memory (required)' },
+  kubeconfig: {
+    type: 'string',
+    default: '',
+    help: 'an existing control plane; empty: start a private one (cluster.sh with WAVE_CLUSTER_DIR) and stop it after',
+  },
+  updates: { type: 'int', default: 100, help: 'latency: sequential ConfigMap updates per wave run' },
+  debounces: {
+    type: 'list',
+    default: ['0', '1s'],
+    help: 'latency: one wave run per --debounce value',
+  },
+  debounce: { type: 'duration', default: 1000, help: "fanout, memory: wave's --debounce" },
+  deployments: {
+    type: 'int',
+    default: 0,
+    help: 'fanout: Deployments consuming the one ConfigMap (default 1000); memory: opted-in Deployments (default 2000)',
+  },
+  configmaps: { type: 'int', default: 10_000, help: 'memory: small ConfigMaps' },
+  secrets: {
+    type: 'int',
+    default: 10_000,
+    help: 'memory: Secrets in all (small ones and Helm-release-like ones)',
+  },
+  'helm-secrets': {
+    type: 'int',
+    default: 2000,
+    help: 'memory: of --secrets, large Helm-release-like ones (type helm.sh/release.v1) nobody consumes',
+  },
+  'helm-size': {
+    type: 'int',
+    default: 200,
+    help: 'memory: KiB of each Helm-release-like Secret on the wire',
+  },
+  'keep-controller-manager': {
+    type: 'bool',
+    default: false,
+    help: 'fanout, memory: keep kube-controller-manager running in the private control plane (by default it is stopped: with replicas 0 it has nothing to do but ReplicaSet and status writes, which at its 20 QPS take many minutes for thousands of Deployments and keep wave busy)',
+  },
+  concurrency: { type: 'int', default: 32, help: 'API requests in flight while creating objects' },
+  timeout: { type: 'duration', default: 600_000, help: 'give up waiting for any one phase after this long' },
+  'log-level': { type: 'string', default: 'warn', help: "wave's log level (its log goes to stderr)" },
+  help: { type: 'bool', default: false, short: 'h', help: 'show this help' },
+} as const satisfies FlagTable;
+
+type Options = FlagValues<typeof flags>;
+
+const usage = `Usage: node bench/sync.ts --scenario latency|fanout|memory [options]
+
+Starts \`wave serve\` as a child process against a private control plane (or --kubeconfig) and measures
+its sync loop:
+  latency  one Deployment consuming one ConfigMap; --updates sequential updates of a consumed key; the
+           time from each update's API response until a watch sees the Deployment's new config-hash;
+           one wave run per --debounces value
+  fanout   --deployments (1000) Deployments consuming one ConfigMap; one update; the time until all
+           carry the new hash (rate limit off)
+  memory   --configmaps, --secrets (--helm-secrets of them large, unconsumed) and --deployments (2000)
+           opted-in Deployments created first; then wave starts: time to /readyz, time until all are
+           stamped, RSS after sync, wave_cache_bytes
+Deployments have replicas 0 (pods are not measured, and thousands would swamp kwok) except in latency.
+
+Options:
+${flagHelp(flags)}
+`;
+
+const deploymentsResource: ResourceType = {
+  group: 'apps',
+  version: 'v1',
+  plural: 'deployments',
+  kind: 'Deployment',
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Small helpers
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function load(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+}
+
+function uptime(): string {
+  const out = spawnSync('uptime', [], { encoding: 'utf8' });
+  return out.status === 0 ? out.stdout.trim() : `load average: ${load()}`;
+}
+
+function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function progress(line: string): void {
+  process.stderr.write(`[bench] ${line}\n`);
+}
+
+const fmtMs = (value: number) =>
+  Number.isNaN(value)
+    ? '-'
+    : value < 10
+      ? value.toFixed(2)
+      : value < 10_000
+        ? value.toFixed(1)
+        : value.toFixed(0);
+const mib = (bytes: number) => (Number.isNaN(bytes) ? '-' : `${(bytes / 1024 / 1024).toFixed(1)} MiB`);
+
+/** Nearest rank. */
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(rank, sorted.length) - 1] ?? NaN;
+}
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const format = (cells: readonly string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  return [format(header), ...rows.map(format)].join('\n');
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Runs fn(0..n-1) with at most `concurrency` in flight, reporting progress every 5 s. Retries 429/5xx. */
+async function pool(
+  what: string,
+  n: number,
+  concurrency: number,
+  fn: (i: number) => Promise<unknown>,
+  signal: AbortSignal,
+): Promise<number> {
+  const start = performance.now();
+  let next = 0;
+  let done = 0;
+  let lastReport = start;
+  const worker = async () => {
+    while (next < n && !signal.aborted) {
+      const i = next++;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await fn(i);
+          break;
+        } catch (err) {
+          const code = (err as { code?: unknown }).code;
+          const retriable = code === 429 || code === 500 || code === 503 || code === 504;
+          if (!retriable || attempt >= 5)
+            throw new Error(`${what} #${i}: ${apiErrorMessage(err)}`, { cause: err });
+          await sleep(200 * 2 ** attempt);
+        }
+      }
+      done++;
+      const now = performance.now();
+      if (now - lastReport > 5000) {
+        lastReport = now;
+        progress(`${what}: ${done}/${n} (${(done / ((now - start) / 1000)).toFixed(0)}/s, load ${load()})`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  if (signal.aborted) throw new Interrupted();
+  const ms = performance.now() - start;
+  progress(`${what}: ${n} in ${(ms / 1000).toFixed(1)} s (${(n / (ms / 1000)).toFixed(0)}/s)`);
+  return ms;
+}
+
+class Interrupted extends Error {
+  override name = 'Interrupted';
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The control plane and wave
+
+interface Cluster {
+  readonly kubeconfig: string;
+  readonly privateDir: string | undefined;
+}
+
+function clusterScript(dir: string, ...command: string[]): void {
+  const result = spawnSync('bash', [join(root, 'test/cluster/cluster.sh'), ...command], {
+    env: { ...process.env, WAVE_CLUSTER_DIR: dir },
+    stdio: ['ignore', 2, 2],
+  });
+  if (result.status !== 0) {
+    throw new Error(`cluster.sh ${command.join(' ')} failed (${String(result.status)})`);
+  }
+}
+
+/** See --keep-controller-manager. Returns a note for the output. */
+function quietControllerManager(run: Run): string {
+  if (run.o['keep-controller-manager']) return 'kube-controller-manager running';
+  if (run.privateDir === undefined) return 'kube-controller-manager as found (--kubeconfig)';
+  clusterScript(run.privateDir, 'stop', 'kube-controller-manager');
+  return 'kube-controller-manager stopped (replicas 0: no ReplicaSet/status churn)';
+}
+
+function startCluster(o: Options): Cluster {
+  if (o.kubeconfig !== '') {
+    if (!existsSync(o.kubeconfig)) throw new UsageError(`${o.kubeconfig} does not exist`);
+    return { kubeconfig: o.kubeconfig, privateDir: undefined };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'wave-bench-cluster-'));
+  progress(`starting a private control plane in ${dir}`);
+  const started = performance.now();
+  try {
+    clusterScript(dir, 'up');
+  } catch (err) {
+    stopCluster({ kubeconfig: '', privateDir: dir });
+    throw err;
+  }
+  progress(`control plane up in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return { kubeconfig: join(dir, 'kubeconfig'), privateDir: dir };
+}
+
+function stopCluster(cluster: Cluster): void {
+  if (cluster.privateDir === undefined) return;
+  try {
+    clusterScript(cluster.privateDir, 'down');
+    rmSync(cluster.privateDir, { recursive: true, force: true });
+  } catch (err) {
+    progress(
+      `could not stop the private control plane: ${String(err)}; run WAVE_CLUSTER_DIR=${cluster.privateDir} bash test/cluster/cluster.sh down`,
+    );
+  }
+}
+
+interface Wave {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly healthPort: number;
+  /** performance.now() at spawn. */
+  readonly startedAt: number;
+  readonly exited: Promise<string>;
+}
+
+const waves = new Set<ChildProcess>();
+
+async function startWave(kubeconfig: string, namespace: string, debounce: string, o: Options): Promise<Wave> {
+  const healthPort = await freePort();
+  const args = [
+    join(root, 'src/cli/main.ts'),
+    'serve',
+    '--kubeconfig',
+    kubeconfig,
+    '--self-signed',
+    '--register-webhook',
+    '--webhook-configuration',
+    'wave-bench',
+    '--webhook-port',
+    '0',
+    '--health-port',
+    String(healthPort),
+    '--bind-address',
+    '127.0.0.1',
+    '--no-leader-election',
+    '--namespaces',
+    namespace,
+    '--debounce',
+    debounce,
+    '--max-rollouts-per-second',
+    '0',
+    '--log-level',
+    o['log-level'],
+  ];
+  const startedAt = performance.now();
+  // wave's JSON log goes to our stderr, so the tables on stdout stay clean.
+  const child = spawn(join(root, 'node_modules/.bin/node'), args, { stdio: ['ignore', 2, 2] });
+  if (child.pid === undefined) throw new Error('could not start wave');
+  waves.add(child);
+  const exited = new Promise<string>((resolve) => {
+    child.once('exit', (code, signal) => {
+      waves.delete(child);
+      resolve(`wave exited (${signal ?? String(code)})`);
+    });
+  });
+  return { child, pid: child.pid, healthPort, startedAt, exited };
+}
+
+async function stopWave(wave: Wave): Promise<void> {
+  if (wave.child.exitCode !== null || wave.child.signalCode !== null) return;
+  wave.child.kill('SIGTERM');
+  const timer = setTimeout(() => wave.child.kill('SIGKILL'), 10_000);
+  await wave.exited;
+  clearTimeout(timer);
+}
+
+async function health(wave: Wave, path: string): Promise<{ status: number; body: string } | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${wave.healthPort}${path}`, {
+      signal: AbortSignal.timeout(5000),
+    });
+    return { status: res.status, body: await res.text() };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls /readyz every 20 ms; resolves with ms since spawn. */
+async function waitReady(wave: Wave, o: Options, signal: AbortSignal): Promise<number> {
+  const deadline = performance.now() + o.timeout;
+  let exited: string | undefined;
+  void wave.exited.then((why) => (exited = why));
+  for (;;) {
+    if (signal.aborted) throw new Interrupted();
+    if (exited !== undefined) throw new Error(exited);
+    const res = await health(wave, '/readyz');
+    if (res?.status === 200) return performance.now() - wave.startedAt;
+    if (performance.now() > deadline) throw new Error('wave did not become ready in time');
+    await sleep(20);
+  }
+}
+
+type Samples = Map<string, number>;
+
+/** The Prometheus text format, one sample per `name{labels}`. */
+async function scrape(wave: Wave): Promise<Samples> {
+  const res = await health(wave, '/metrics');
+  const samples: Samples = new Map();
+  if (res?.status !== 200) return samples;
+  for (const line of res.body.split('\n')) {
+    if (line.startsWith('#') || line === '') continue;
+    const space = line.lastIndexOf(' ');
+    samples.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return samples;
+}
+
+function sum(samples: Samples, name: string): number {
+  let total = 0;
+  for (const [key, value] of samples) if (key === name || key.startsWith(`${name}{`)) total += value;
+  return total;
+}
+
+/** Waits until wave_queue_depth has been 0 for `quietMs`. */
+async function waitIdle(wave: Wave, quietMs: number, signal: AbortSignal, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let quietSince: number | undefined;
+  for (;;) {
+    if (signal.aborted) throw new Interrupted();
+    const depth = sum(await scrape(wave), 'wave_queue_depth');
+    const now = performance.now();
+    if (depth === 0) {
+      quietSince ??= now;
+      if (now - quietSince >= quietMs) return;
+    } else {
+      quietSince = undefined;
+    }
+    if (now > deadline) throw new Error('wave did not become idle in time');
+    await sleep(100);
+  }
+}
+
+function procStatus(pid: number): { vmRss: number; vmHwm: number } {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (field: string) => {
+      const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
+      return match?.[1] === undefined ? NaN : Number(match[1]) * 1024;
+    };
+    return { vmRss: kib('VmRSS'), vmHwm: kib('VmHWM') };
+  } catch {
+    return { vmRss: NaN, vmHwm: NaN };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Watching Deployments' config-hash
+
+/** A watch of one namespace's Deployments, keeping each one's config-hash, with waiters on changes. */
+class HashWatch {
+  readonly reflector: Reflector<string>;
+  readonly #checks = new Set<() => void>();
+  readonly #seen = new Map<string, Set<string>>();
+  /** Hash changes seen on any Deployment. */
+  changes = 0;
+  /** Changes back to a hash the Deployment carried before, or to none: flapping, which should not happen. */
+  revisits = 0;
+
+  constructor(kube: KubeClients, namespace: string) {
+    this.reflector = new Reflector<string>({
+      transport: new KubeTransport(kube.kc),
+      resource: deploymentsResource,
+      namespace,
+      transform: (raw) => {
+        const spec = raw.spec as
+          { template?: { metadata?: { annotations?: Record<string, string> } } } | undefined;
+        return spec?.template?.metadata?.annotations?.[configHashAnnotation] ?? '';
+      },
+      handler: (event) => {
+        if (event.type === 'updated' && event.old !== event.object) {
+          this.changes++;
+          if (event.object === '' || this.#seen.get(event.key)?.has(event.object) === true) this.revisits++;
+        }
+        if (event.type === 'added' || event.type === 'updated') {
+          const seen = this.#seen.get(event.key) ?? new Set<string>();
+          seen.add(event.object);
+          this.#seen.set(event.key, seen);
+        }
+        for (const check of this.#checks) check();
+      },
+      logger: createLogger({ level: 'warn', destination: process.stderr }),
+    });
+  }
+
+  async start(): Promise<void> {
+    this.reflector.start();
+    await this.reflector.whenSynced();
+  }
+
+  stop(): Promise<void> {
+    return this.reflector.stop();
+  }
+
+  hash(name: string, namespace: string): string {
+    return this.reflector.get(`${namespace}/${name}`) ?? '';
+  }
+
+  /** Resolves with performance.now() at the first event after which `done()` holds (or now, if it holds). */
+  until(done: () => boolean, timeoutMs: number, signal: AbortSignal): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const finish = (result: number | Error) => {
+        this.#checks.delete(check);
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        if (result instanceof Error) reject(result);
+        else resolve(result);
+      };
+      const check = () => {
+        if (done()) finish(performance.now());
+      };
+      const onAbort = () => {
+        finish(new Interrupted());
+      };
+      const timer = setTimeout(() => {
+        finish(new Error(`timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      signal.addEventListener('abort', onAbort);
+      this.#checks.add(check);
+      check();
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Objects
+
+function configMap(name: string, data: Record<string, string>): V1ConfigMap {
+  return { metadata: { name }, data };
+}
+
+function deployment(
+  name: string,
+  replicas: number,
+  configMapName: string,
+  secretName?: string,
+): V1Deployment {
+  return {
+    metadata: { name, annotations: { [optInAnnotation]: 'true' } },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          containers: [
+            {
+              name: 'app',
+              image: 'registry.example/app:1',
+              envFrom: [
+                { configMapRef: { name: configMapName } },
+                ...(secretName === undefined ? [] : [{ secretRef: { name: secretName } }]),
+              ],
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+async function createNamespace(kube: KubeClients, namespace: string): Promise<void> {
+  await kube.core.createNamespace({
+    body: { metadata: { name: namespace, labels: { 'wave-bench': 'true' } } },
+  });
+}
+
+async function deleteNamespace(kube: KubeClients, namespace: string): Promise<void> {
+  try {
+    await kube.core.deleteNamespace({ name: namespace });
+  } catch (err) {
+    if (!isNotFound(err)) progress(`could not delete namespace ${namespace}: ${apiErrorMessage(err)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Scenarios
+
+interface Run {
+  readonly kube: KubeClients;
+  readonly kubeconfig: string;
+  readonly privateDir: string | undefined;
+  readonly namespace: string;
+  readonly o: Options;
+  readonly signal: AbortSignal;
+}
+
+async function latency(run: Run): Promise<void> {
+  const { kube, namespace, o, signal } = run;
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  for (const debounceText of o.debounces) {
+    const debounceMs = parseDuration(debounceText);
+    const suffix = `d${debounceMs}`;
+    const cmName = `latency-config-${suffix}`;
+    const deployName = `latency-app-${suffix}`;
+    const loadBefore = load();
+    const wave = await startWave(run.kubeconfig, namespace, debounceText, o);
+    const watch = new HashWatch(kube, namespace);
+    try {
+      const readyMs = await waitReady(wave, o, signal);
+      await watch.start();
+      await kube.core.createNamespacedConfigMap({ namespace, body: configMap(cmName, { VALUE: 'initial' }) });
+      await kube.apps.createNamespacedDeployment({ namespace, body: deployment(deployName, 1, cmName) });
+      await watch.until(() => watch.hash(deployName, namespace) !== '', o.timeout, signal);
+      await waitIdle(wave, Math.max(500, 2 * debounceMs), signal, o.timeout);
+      const rolloutsBefore = sum(await scrape(wave), 'wave_rollouts_total');
+      const changesBefore = watch.changes;
+      const revisitsBefore = watch.revisits;
+      const samples: number[] = [];
+      let timeouts = 0;
+      for (let i = 0; i < o.updates; i++) {
+        if (signal.aborted) throw new Interrupted();
+        const before = watch.hash(deployName, namespace);
+        await kube.core.replaceNamespacedConfigMap({
+          name: cmName,
+          namespace,
+          body: configMap(cmName, { VALUE: `update-${i}-${randomBytes(4).toString('hex')}` }),
+        });
+        const updatedAt = performance.now();
+        try {
+          const seenAt = await watch.until(
+            () => watch.hash(deployName, namespace) !== before,
+            Math.max(30_000, 10 * debounceMs),
+            signal,
+          );
+          samples.push(seenAt - updatedAt);
+        } catch (err) {
+          if (err instanceof Interrupted) throw err;
+          timeouts++;
+        }
+        if ((i + 1) % 20 === 0) progress(`latency, debounce ${debounceText}: ${i + 1}/${o.updates} updates`);
+      }
+      await waitIdle(wave, 500, signal, o.timeout);
+      const metrics = await scrape(wave);
+      const rollouts = sum(metrics, 'wave_rollouts_total') - rolloutsBefore;
+      const sorted = [...samples].sort((a, b) => a - b);
+      rows.push([
+        debounceText,
+        String(samples.length),
+        fmtMs(percentile(sorted, 50)),
+        fmtMs(percentile(sorted, 90)),
+        fmtMs(percentile(sorted, 99)),
+        fmtMs(sorted.at(-1) ?? NaN),
+        fmtMs(sorted.length === 0 ? NaN : sorted.reduce((a, b) => a + b, 0) / sorted.length),
+        String(timeouts),
+        String(rollouts),
+        `${watch.changes - changesBefore}/${watch.revisits - revisitsBefore}`,
+        fmtMs(readyMs),
+        `${loadBefore} → ${load()}`,
+      ]);
+    } finally {
+      await watch.stop();
+      await stopWave(wave);
+    }
+  }
+  say(
+    table(
+      [
+        'debounce',
+        'updates',
+        'p50 ms',
+        'p90 ms',
+        'p99 ms',
+        'max ms',
+        'mean ms',
+        'timeouts',
+        'rollouts',
+        'changes/flaps',
+        'ready ms',
+        'load avg (1/5/15 min) before → after',
+      ],
+      rows,
+    ),
+  );
+  for (const note of notes) say(note);
+  say(
+    'latency: from the API response to the ConfigMap update until this process\'s watch sees the Deployment\'s new config-hash (1 Deployment, replicas 1, one consumed ConfigMap via envFrom); "rollouts": wave_rollouts_total over the updates; "changes/flaps": hash changes the watch saw / of them back to an earlier hash (both should be updates/0)',
+  );
+}
+
+async function fanout(run: Run): Promise<void> {
+  const { kube, namespace, o, signal } = run;
+  const n = o.deployments === 0 ? 1000 : o.deployments;
+  const cmName = 'fanout-config';
+  const kcm = quietControllerManager(run);
+  const loadBefore = load();
+  const wave = await startWave(run.kubeconfig, namespace, `${o.debounce}ms`, o);
+  const watch = new HashWatch(kube, namespace);
+  try {
+    const readyMs = await waitReady(wave, o, signal);
+    await watch.start();
+    await kube.core.createNamespacedConfigMap({ namespace, body: configMap(cmName, { VALUE: 'initial' }) });
+    const name = (i: number) => `fanout-app-${String(i).padStart(5, '0')}`;
+    const createMs = await pool(
+      `creating ${n} Deployments (replicas 0)`,
+      n,
+      o.concurrency,
+      (i) => kube.apps.createNamespacedDeployment({ namespace, body: deployment(name(i), 0, cmName) }),
+      signal,
+    );
+    const stamped = () => {
+      const hashes = new Set<string>();
+      for (let i = 0; i < n; i++) hashes.add(watch.hash(name(i), namespace));
+      return hashes;
+    };
+    await watch.until(
+      () => {
+        const hashes = stamped();
+        return hashes.size === 1 && !hashes.has('');
+      },
+      o.timeout,
+      signal,
+    );
+    const [initialHash = ''] = stamped();
+    progress(`all ${n} stamped with ${initialHash.slice(0, 12)}…; waiting for wave to be idle`);
+    await waitIdle(wave, Math.max(2000, 2 * o.debounce), signal, o.timeout);
+    const metricsBefore = await scrape(wave);
+    const changesBefore = watch.changes;
+    const revisitsBefore = watch.revisits;
+    const loadAtUpdate = load();
+    await kube.core.replaceNamespacedConfigMap({
+      name: cmName,
+      namespace,
+      body: configMap(cmName, { VALUE: `changed-${randomBytes(4).toString('hex')}` }),
+    });
+    const updatedAt = performance.now();
+    const changedAt: number[] = [];
+    const changed = new Set<number>();
+    await watch.until(
+      () => {
+        for (let i = 0; i < n; i++) {
+          if (changed.has(i)) continue;
+          const h = watch.hash(name(i), namespace);
+          if (h !== '' && h !== initialHash) {
+            changed.add(i);
+            changedAt.push(performance.now() - updatedAt);
+          }
+        }
+        return changed.size === n;
+      },
+      o.timeout,
+      signal,
+    );
+    const allMs = performance.now() - updatedAt;
+    await waitIdle(wave, 1000, signal, o.timeout);
+    const metricsAfter = await scrape(wave);
+    const rollouts = sum(metricsAfter, 'wave_rollouts_total') - sum(metricsBefore, 'wave_rollouts_total');
+    const finalHashes = stamped();
+    const sorted = [...changedAt].sort((a, b) => a - b);
+    say(
+      table(
+        [
+          'deployments',
+          'debounce',
+          'first ms',
+          'p50 ms',
+          'p90 ms',
+          'all ms',
+          'per s',
+          'rollouts',
+          'changes/flaps',
+          'final hashes',
+          'create s',
+          'ready ms',
+          'load avg at update → after',
+        ],
+        [
+          [
+            String(n),
+            `${o.debounce}ms`,
+            fmtMs(sorted[0] ?? NaN),
+            fmtMs(percentile(sorted, 50)),
+            fmtMs(percentile(sorted, 90)),
+            fmtMs(allMs),
+            ((n / Math.max(1, allMs - (sorted[0] ?? 0))) * 1000).toFixed(0),
+            String(rollouts),
+            `${watch.changes - changesBefore}/${watch.revisits - revisitsBefore}`,
+            String(finalHashes.size),
+            (createMs / 1000).toFixed(1),
+            fmtMs(readyMs),
+            `${loadAtUpdate} → ${load()}`,
+          ],
+        ],
+      ),
+    );
+    say(
+      `fanout: ${n} Deployments (replicas 0: pods are not measured) consume one ConfigMap; the times run from the API response to its one update until this process's watch saw the new hash on the first, half, 90% and all of them; "per s" = Deployments restamped per second after the first; "rollouts" = wave_rollouts_total over the update; "changes/flaps" = hash changes the watch saw / of them back to an earlier hash (should be ${n}/0); "final hashes" = distinct hashes at the end (should be 1) (load average ${loadBefore} when the run began); ${kcm}`,
+    );
+  } finally {
+    await watch.stop();
+    await stopWave(wave);
+  }
+}
+
+async function memory(run: Run): Promise<void> {
+  const { kube, namespace, o, signal } = run;
+  const n = o.deployments === 0 ? 2000 : o.deployments;
+  const helm = Math.min(o['helm-secrets'], o.secrets);
+  const small = o.secrets - helm;
+  if (n > o.configmaps || n > small) {
+    throw new UsageError('memory: --deployments needs as many small ConfigMaps and small Secrets');
+  }
+  const kcm = quietControllerManager(run);
+  const loadBefore = load();
+  const cmName = (i: number) => `config-${String(i).padStart(5, '0')}`;
+  const secretName = (i: number) => `secret-${String(i).padStart(5, '0')}`;
+  const phases: string[][] = [];
+  const phase = (what: string, ms: number, count: number) => {
+    phases.push([what, String(count), (ms / 1000).toFixed(1), (count / (ms / 1000)).toFixed(0), load()]);
+  };
+  phase(
+    `ConfigMaps (small)`,
+    await pool(
+      `creating ${o.configmaps} ConfigMaps`,
+      o.configmaps,
+      o.concurrency,
+      (i) =>
+        kube.core.createNamespacedConfigMap({
+          namespace,
+          body: configMap(cmName(i), {
+            LOG_LEVEL: 'info',
+            FEATURE: `flag-${i}`,
+            URL: `http://svc-${i}.example`,
+          }),
+        }),
+      signal,
+    ),
+    o.configmaps,
+  );
+  phase(
+    `Secrets (small)`,
+    await pool(
+      `creating ${small} small Secrets`,
+      small,
+      o.concurrency,
+      (i) =>
+        kube.core.createNamespacedSecret({
+          namespace,
+          body: {
+            metadata: { name: secretName(i) },
+            type: 'Opaque',
+            stringData: {
+              PASSWORD: randomBytes(12).toString('hex'),
+              TOKEN: randomBytes(24).toString('base64'),
+            },
+          } satisfies V1Secret,
+        }),
+      signal,
+    ),
+    small,
+  );
+  // Helm stores base64 text of gzip in the Secret, which the API base64-encodes again: random base64 text
+  // of 3/4 of --helm-size makes an object of about --helm-size on the wire and in etcd.
+  const helmTextBytes = Math.floor((o['helm-size'] * 1024 * 3) / 4);
+  phase(
+    `Secrets (${o['helm-size']} KiB Helm-release-like)`,
+    await pool(
+      `creating ${helm} ${o['helm-size']} KiB Helm-release-like Secrets`,
+      helm,
+      Math.min(o.concurrency, 8),
+      (i) =>
+        kube.core.createNamespacedSecret({
+          namespace,
+          body: {
+            metadata: {
+              name: `sh.helm.release.v1.app-${i}.v1`,
+              labels: { name: `app-${i}`, owner: 'helm', status: 'deployed', version: '1' },
+            },
+            type: 'helm.sh/release.v1',
+            data: {
+              release: Buffer.from(randomBytes(Math.ceil((helmTextBytes * 3) / 4)).toString('base64'))
+                .subarray(0, helmTextBytes)
+                .toString('base64'),
+            },
+          } satisfies V1Secret,
+        }),
+      signal,
+    ),
+    helm,
+  );
+  const dname = (i: number) => `app-${String(i).padStart(5, '0')}`;
+  phase(
+    `Deployments (opted in, replicas 0)`,
+    await pool(
+      `creating ${n} Deployments`,
+      n,
+      o.concurrency,
+      (i) =>
+        kube.apps.createNamespacedDeployment({
+          namespace,
+          body: deployment(dname(i), 0, cmName(i), secretName(i)),
+        }),
+      signal,
+    ),
+    n,
+  );
+
+  const watch = new HashWatch(kube, namespace);
+  await watch.start();
+  const unstamped = () => {
+    let count = 0;
+    for (let i = 0; i < n; i++) if (watch.hash(dname(i), namespace) === '') count++;
+    return count;
+  };
+  const preStamped = n - unstamped();
+  const loadAtStart = load();
+  const wave = await startWave(run.kubeconfig, namespace, `${o.debounce}ms`, o);
+  try {
+    const readyMs = await waitReady(wave, o, signal);
+    const readyRss = sum(await scrape(wave), 'process_resident_memory_bytes');
+    progress(`wave ready after ${fmtMs(readyMs)} ms; waiting until all ${n} Deployments are stamped`);
+    let lastReport = performance.now();
+    const stampedAt = await watch.until(
+      () => {
+        const left = unstamped();
+        const now = performance.now();
+        if (now - lastReport > 5000) {
+          lastReport = now;
+          progress(`${n - left}/${n} stamped`);
+        }
+        return left === 0;
+      },
+      o.timeout,
+      signal,
+    );
+    const stampedMs = stampedAt - wave.startedAt;
+    await waitIdle(wave, Math.max(2000, 2 * o.debounce), signal, o.timeout);
+    const metrics = await scrape(wave);
+    const proc = procStatus(wave.pid);
+    const cacheRows: string[][] = [];
+    for (const [key, value] of metrics) {
+      if (!key.startsWith('wave_cache_bytes{') && !key.startsWith('wave_cache_objects{')) continue;
+      cacheRows.push([key, key.startsWith('wave_cache_bytes') ? `${value} (${mib(value)})` : String(value)]);
+    }
+    cacheRows.sort((a, b) => (a[0] ?? '').localeCompare(b[0] ?? ''));
+
+    say(table(['created before wave started', 'objects', 's', 'per s', 'load avg after'], phases));
+    say('');
+    say(
+      table(
+        ['wave', 'value', 'load avg (1/5/15 min)'],
+        [
+          ['process start → /readyz 200', `${fmtMs(readyMs)} ms`, ''],
+          [`process start → all ${n} Deployments stamped`, `${fmtMs(stampedMs)} ms`, load()],
+          ['stamped by the webhook/earlier (should be 0)', String(preStamped), ''],
+          ['wave_rollouts_total', String(sum(metrics, 'wave_rollouts_total')), ''],
+          ['process_resident_memory_bytes at ready', mib(readyRss), ''],
+          [
+            'process_resident_memory_bytes after sync',
+            mib(sum(metrics, 'process_resident_memory_bytes')),
+            '',
+          ],
+          ['VmRSS after sync (/proc)', mib(proc.vmRss), ''],
+          ['VmHWM (peak RSS, /proc)', mib(proc.vmHwm), ''],
+          ['nodejs_heap_size_used_bytes', mib(sum(metrics, 'nodejs_heap_size_used_bytes')), ''],
+          ['nodejs_external_memory_bytes', mib(sum(metrics, 'nodejs_external_memory_bytes')), ''],
+        ],
+      ),
+    );
+    say('');
+    say(table(['cache metric', 'value'], cacheRows));
+    say(
+      `memory: ${o.configmaps} small ConfigMaps, ${small} small Secrets, ${helm} Secrets of ${o['helm-size']} KiB (type helm.sh/release.v1, consumed by nobody), ${n} opted-in Deployments (replicas 0) each consuming one ConfigMap and one small Secret; all created before wave started (load average ${loadBefore} at the start, ${loadAtStart} when wave started); ${kcm}`,
+    );
+  } finally {
+    await watch.stop();
+    await stopWave(wave);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  let o: Options;
+  try {
+    o = parseFlags(flags, process.argv.slice(2), {}).values;
+    if (!o.help && !['latency', 'fanout', 'memory'].includes(o.scenario)) {
+      throw new UsageError(`--scenario is latency, fanout or memory, not "${o.scenario}"`);
+    }
+    for (const d of o.debounces) parseDuration(d);
+    if (o.concurrency < 1) throw new UsageError('--concurrency must be at least 1');
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`bench/sync.ts: ${err.message}\n\n${usage}`);
+    return 2;
+  }
+  if (o.help) {
+    process.stdout.write(usage);
+    return 0;
+  }
+
+  say(
+    `wave sync-loop benchmark: scenario ${o.scenario}; machine: ${cpus().length} CPUs, node ${process.version}`,
+  );
+  say(`before: ${uptime()}`);
+  const interrupt = new AbortController();
+  let cluster: Cluster | undefined;
+  const onSignal = () => {
+    interrupt.abort();
+    for (const child of waves) child.kill('SIGTERM');
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  let status = 0;
+  let kube: KubeClients | undefined;
+  const namespace = `wave-bench-${randomBytes(3).toString('hex')}`;
+  try {
+    cluster = startCluster(o);
+    say(
+      `control plane: ${cluster.privateDir === undefined ? cluster.kubeconfig : `private (${cluster.privateDir})`}; namespace ${namespace}`,
+    );
+    kube = connect(cluster.kubeconfig);
+    await createNamespace(kube, namespace);
+    const run: Run = {
+      kube,
+      kubeconfig: cluster.kubeconfig,
+      privateDir: cluster.privateDir,
+      namespace,
+      o,
+      signal: interrupt.signal,
+    };
+    say('');
+    if (o.scenario === 'latency') await latency(run);
+    else if (o.scenario === 'fanout') await fanout(run);
+    else await memory(run);
+  } catch (err) {
+    if (err instanceof Interrupted || interrupt.signal.aborted) {
+      process.stderr.write('interrupted\n');
+      status = 130;
+    } else if (err instanceof UsageError) {
+      process.stderr.write(`bench/sync.ts: ${err.message}\n`);
+      status = 2;
+    } else {
+      process.stderr.write(
+        `bench/sync.ts: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
+      status = 1;
+    }
+  } finally {
+    for (const child of waves) child.kill('SIGKILL');
+    if (cluster?.privateDir === undefined && kube !== undefined) {
+      await deleteNamespace(kube, namespace);
+      try {
+        await kube.admission.deleteMutatingWebhookConfiguration({ name: 'wave-bench' });
+      } catch {
+        // wave removes it on a clean exit
+      }
+    }
+    if (cluster !== undefined) stopCluster(cluster);
+  }
+  say(`after: ${uptime()}`);
+  return status;
+}
+
+process.exitCode = await main();
