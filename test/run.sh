@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the tap suites: `unit`, `integration` or `all`. Integration tests need the local control plane:
-# it is started for the run and stopped afterwards, unless it was already up (then it is left running).
+# Runs the tap suites: `unit`, `integration` or `all`. Integration tests get a control plane of their own
+# in .local/test-cluster (never the one `make up` / `make demo` runs wave in, whose wave would act on the
+# tests' workloads too): started for the run and stopped afterwards, unless it was already up.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,6 +13,7 @@ case "$suite" in
   *) echo "usage: test/run.sh unit|integration|all" >&2; exit 2 ;;
 esac
 
+export WAVE_CLUSTER_DIR=${WAVE_CLUSTER_DIR:-$PWD/.local/test-cluster}
 if [ "$suite" != unit ]; then
   if bash test/cluster/cluster.sh status | grep -q stopped; then
     trap 'bash test/cluster/cluster.sh down' EXIT

@@ -9,7 +9,8 @@ import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { poolDispatchers } from '../../src/kube/client.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-export const kubeconfigPath = `${root}.local/kubeconfig`;
+/** `make test` runs the tests against their own control plane (WAVE_CLUSTER_DIR); by hand, `make cluster-up`'s. */
+export const kubeconfigPath = `${process.env['WAVE_CLUSTER_DIR'] ?? `${root}.local`}/kubeconfig`;
 export const kubectlPath = `${root}.local/bin/kubectl`;
 
 /** The smallest part of tap's Test that the helpers need, so they work with any test object. */
