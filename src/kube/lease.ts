@@ -1,7 +1,10 @@
 // Leader election on a coordination.k8s.io Lease, as client-go's leaderelection does it: a candidate takes
 // the Lease when its holder has not renewed it for a lease duration as observed on the candidate's own
 // clock (so clock skew between replicas does not matter), the leader renews it every retry period, and
-// gives leadership up when it could not renew within the renew deadline. Writes are optimistic
+// gives leadership up when it could not renew within the renew deadline. Unlike client-go, a candidate
+// counts from its previous read (the renewal came after it) and tries again the moment the Lease expires, so
+// a killed leader is replaced within the lease duration, not up to two retry periods later; the leader steps
+// down at the renew deadline exactly, keeping leaseDuration - renewDeadline - retryPeriod of margin. Writes are optimistic
 // (resourceVersion): of two candidates racing for an expired Lease, one gets 409 and stays a standby.
 import { V1MicroTime, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -26,7 +29,12 @@ export class LeaderElector {
   private stopped = false;
   private lastRenew = 0;
   private observed: { holder: string; renewTime: string; at: number } | undefined;
+  /** When the previous read of the Lease was sent. */
+  private previousReadAt: number | undefined;
+  /** When the Lease another replica holds expires as this replica counts; undefined when not held. */
+  private heldUntil: number | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private stepDownTimer: NodeJS.Timeout | undefined;
   private readonly o: LeaderElectionOptions;
   private readonly now: () => number;
 
@@ -47,6 +55,7 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.stepDownTimer);
     if (!this.leading) return;
     this.setLeading(false);
     try {
@@ -82,14 +91,27 @@ export class LeaderElector {
     if (acquired) {
       this.lastRenew = this.now();
       if (!this.leading) this.setLeading(true);
-    } else if (this.leading && this.now() - this.lastRenew > this.o.renewDeadlineMs) {
-      this.o.logger.error(
-        { lease: this.leaseName() },
-        'could not renew the Lease in time: no longer the leader',
-      );
-      this.setLeading(false);
+      // Step down at the renew deadline itself, not at the next tick after it (which a hung request
+      // delays): a standby may take over a lease duration after the last renewal, so the margin holds.
+      clearTimeout(this.stepDownTimer);
+      this.stepDownTimer = setTimeout(() => {
+        this.stepDownIfLate();
+      }, this.o.renewDeadlineMs + 1);
+    } else {
+      this.stepDownIfLate();
     }
-    this.timer = setTimeout(() => void this.tick(), this.o.retryPeriodMs);
+    // A standby tries again the moment the Lease it saw expires, not up to a retry period after.
+    const untilExpiry = this.heldUntil === undefined ? Infinity : Math.max(0, this.heldUntil - this.now());
+    this.timer = setTimeout(() => void this.tick(), Math.min(this.o.retryPeriodMs, untilExpiry));
+  }
+
+  private stepDownIfLate(): void {
+    if (this.stopped || !this.leading || this.now() - this.lastRenew <= this.o.renewDeadlineMs) return;
+    this.o.logger.error(
+      { lease: this.leaseName() },
+      'could not renew the Lease in time: no longer the leader',
+    );
+    this.setLeading(false);
   }
 
   private setLeading(leading: boolean): void {
@@ -115,6 +137,10 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { api, namespace, name, identity } = this.o;
+    this.heldUntil = undefined;
+    const readAt = this.now();
+    const previousReadAt = this.previousReadAt ?? readAt;
+    this.previousReadAt = readAt;
     let lease: V1Lease;
     try {
       lease = await api.readNamespacedLease({ name, namespace });
@@ -135,11 +161,18 @@ export class LeaderElector {
     const holder = spec.holderIdentity ?? '';
     const renewTime = spec.renewTime === undefined ? '' : new Date(spec.renewTime).toISOString();
     if (this.observed?.holder !== holder || this.observed.renewTime !== renewTime) {
-      this.observed = { holder, renewTime, at: this.now() };
+      // The record changed after the previous read was served, so after that read was sent: counting the
+      // lease from there (at most a retry period back) rather than from now lets a standby take over within
+      // a lease duration of the holder's last renewal. The holder steps down at its renew deadline, which
+      // is well inside that.
+      this.observed = { holder, renewTime, at: Math.max(previousReadAt, readAt - this.o.retryPeriodMs) };
     }
     const durationMs = (spec.leaseDurationSeconds ?? 0) * 1000;
     const held = holder !== '' && holder !== identity && this.observed.at + durationMs > this.now();
-    if (held) return false;
+    if (held) {
+      this.heldUntil = this.observed.at + durationMs;
+      return false;
+    }
     const transitions = (spec.leaseTransitions ?? 0) + (holder === identity ? 0 : 1);
     const acquireTime =
       holder === identity && spec.acquireTime ? new V1MicroTime(spec.acquireTime) : undefined;

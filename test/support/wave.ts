@@ -45,6 +45,8 @@ export interface WaveOptions {
    * (a private cluster) needs register: false; a ServiceAccount's on the shared one, register: 'admin'.
    */
   kubeconfig?: string;
+  /** How long to wait for the process to serve, and then to be ready; default 30 s each. */
+  startTimeoutMs?: number;
 }
 
 /** A CA and a serving certificate for 127.0.0.1 in a temporary directory, removed when the test ends. */
@@ -138,7 +140,7 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
       const ports = lines.find((l) => l.msg === 'serving');
       return register !== true || lines.some((l) => l.msg === 'registered the webhook') ? ports : undefined;
     },
-    { timeoutMs: 30_000 },
+    { timeoutMs: opts.startTimeoutMs ?? 30_000 },
   );
 
   const wave: WaveProcess = {
@@ -154,7 +156,7 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
   await waitFor(
     'wave to be ready (caches synced)',
     async () => (await fetch(`http://127.0.0.1:${String(serving.healthPort)}/readyz`)).ok,
-    { timeoutMs: 30_000, intervalMs: 200 },
+    { timeoutMs: opts.startTimeoutMs ?? 30_000, intervalMs: 200 },
   );
   if (files !== undefined) {
     await registerWebhook(
