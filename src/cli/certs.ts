@@ -209,8 +209,6 @@ async function local(o: LocalFlags, logger: Logger): Promise<void> {
 }
 
 export const certsCommand: Command = {
-  name: 'certs',
-  summary: "create, renew and rotate the webhook's certificates (rotate), or write local ones (local)",
   run(args: readonly string[], io: CliIo): Promise<number> {
     const [name, ...rest] = args;
     const env = process.env;

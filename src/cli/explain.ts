@@ -47,8 +47,6 @@ ${flagHelp(explainFlags)}
 `;
 
 export const explainCommand: Command = {
-  name: 'explain',
-  summary: 'show the consumed configuration, missing objects and current vs desired hash of a workload',
   async run(args: readonly string[], io: CliIo): Promise<number> {
     let target: string;
     let options;

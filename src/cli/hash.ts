@@ -41,8 +41,6 @@ Exit status: 0 every workload hashed; 3 some workload misses required configurat
 `;
 
 export const hashCommand: Command = {
-  name: 'hash',
-  summary: 'hash workloads against the ConfigMaps and Secrets in manifest files, offline',
   run: runHash,
 };
 

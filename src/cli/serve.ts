@@ -332,8 +332,6 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
 }
 
 export const serveCommand: Command = {
-  name: 'serve',
-  summary: 'run the admission webhook, the sync loop and the health/metrics server',
   run(args: readonly string[], io: CliIo): Promise<number> {
     return runLogged('wave serve', usage, () => parseFlags(serveFlags, args, process.env).values, serve, io);
   },

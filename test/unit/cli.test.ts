@@ -1,6 +1,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { main as waveMain } from '../../src/cli/main.ts';
 import { expectedVectors, vectorsDir } from './support/vectors.ts';
 
 const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -9,6 +10,20 @@ const vector = (file: string) => fileURLToPath(new URL(file, vectorsDir));
 function wave(args: string[], input?: string) {
   const run = spawnSync(process.execPath, [main, ...args], { input, encoding: 'utf8' });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+/** The same command run in this process (fast): the first test proves the real process end to end. */
+async function inProcess(args: string[], input?: string) {
+  let stdout = '';
+  let stderr = '';
+  const { readFile } = process.getBuiltinModule('node:fs/promises');
+  const status = await waveMain(args, {
+    stdout: (text) => (stdout += text),
+    stderr: (text) => (stderr += text),
+    readFile: (path) => readFile(path, 'utf8'),
+    readStdin: () => Promise.resolve(input ?? ''),
+  });
+  return { status, stdout, stderr };
 }
 
 const expected = expectedVectors();
@@ -32,16 +47,18 @@ t.test('wave hash prints the expected hash of every vector', (t) => {
   t.end();
 });
 
-t.test('several files are read together, in order; --file and -f - (stdin) work alike', (t) => {
+t.test('several files are read together, in order; --file and -f - (stdin) work alike', async (t) => {
   const files = ['02-no-references.yaml', '05-cross-namespace-extras.yaml'];
-  const run = wave(['hash', '--file', vector(files[0] ?? ''), '-f', '-'], `# piped\n${manifest05()}`);
+  const run = await inProcess(
+    ['hash', '--file', vector(files[0] ?? ''), '-f', '-'],
+    `# piped\n${manifest05()}`,
+  );
   t.equal(run.stdout, files.map((f) => `${lines[f] ?? ''}\n`).join(''));
   t.equal(run.status, 0);
-  t.end();
 });
 
-t.test('a missing workload anywhere makes the exit status 3, after every line is printed', (t) => {
-  const run = wave([
+t.test('a missing workload anywhere makes the exit status 3, after every line is printed', async (t) => {
+  const run = await inProcess([
     'hash',
     '-f',
     vector('06-missing-required.yaml'),
@@ -52,12 +69,11 @@ t.test('a missing workload anywhere makes the exit status 3, after every line is
     `${lines['06-missing-required.yaml'] ?? ''}\n${lines['01-wave-reference.yaml'] ?? ''}\n`,
   );
   t.equal(run.status, 3);
-  t.end();
 });
 
 t.test(
   'Secret stringData counts and wins over data; namespaces default to "default"; Lists are read',
-  (t) => {
+  async (t) => {
     const manifest = `
 apiVersion: v1
 kind: List
@@ -75,25 +91,23 @@ items:
         spec:
           containers: [{name: app, envFrom: [{secretRef: {name: db}}]}]
 `;
-    const run = wave(['hash', '-f', '-'], manifest);
+    const run = await inProcess(['hash', '-f', '-'], manifest);
     const { createHash } = process.getBuiltinModule('node:crypto');
     const input = '{"configMaps":{},"secrets":{"db":{"host":"aG9zdA==","user":"bmV3"}}}';
     t.equal(run.stdout, `Deployment/default/app ${createHash('sha256').update(input).digest('hex')}\n`);
     t.equal(run.status, 0);
-    t.end();
   },
 );
 
-t.test('invalid YAML exits 2 naming the file, line and column', (t) => {
-  const run = wave(['hash', '-f', '-'], 'kind: ConfigMap\nmetadata: {name: a\ndata: x\n');
+t.test('invalid YAML exits 2 naming the file, line and column', async (t) => {
+  const run = await inProcess(['hash', '-f', '-'], 'kind: ConfigMap\nmetadata: {name: a\ndata: x\n');
   t.equal(run.status, 2);
   t.match(run.stderr, /^wave hash: <stdin>:\d+:\d+: .+\n$/);
   t.equal(run.stdout, '');
-  t.end();
 });
 
-t.test('a value kubectl would refuse exits 2 pointing at it', (t) => {
-  const unquoted = wave(
+t.test('a value kubectl would refuse exits 2 pointing at it', async (t) => {
+  const unquoted = await inProcess(
     ['hash', '-f', '-'],
     'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  port: 8080\n',
   );
@@ -102,56 +116,51 @@ t.test('a value kubectl would refuse exits 2 pointing at it', (t) => {
     unquoted.stderr,
     'wave hash: <stdin>:5:9: ConfigMap default/a: data.port is not a string (quote it)\n',
   );
-  const notBase64 = wave(
+  const notBase64 = await inProcess(
     ['hash', '-f', '-'],
     'apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: x}\ndata: {k: "%%"}\n',
   );
   t.equal(notBase64.status, 2);
   t.equal(notBase64.stderr, 'wave hash: <stdin>:4:11: Secret x/s: data.k is not valid base64\n');
-  t.end();
 });
 
-t.test('an unreadable file, a missing -f and an unknown option are usage errors', (t) => {
-  const unreadable = wave(['hash', '-f', '/nonexistent/wave.yaml']);
+t.test('an unreadable file, a missing -f and an unknown option are usage errors', async (t) => {
+  const unreadable = await inProcess(['hash', '-f', '/nonexistent/wave.yaml']);
   t.equal(unreadable.status, 2);
   t.match(unreadable.stderr, /^wave hash: cannot read \/nonexistent\/wave\.yaml: .*ENOENT/);
-  const noFile = wave(['hash']);
+  const noFile = await inProcess(['hash']);
   t.equal(noFile.status, 2);
   t.match(noFile.stderr, /-f FILE is required/);
-  const unknown = wave(['hash', '--frobnicate']);
+  const unknown = await inProcess(['hash', '--frobnicate']);
   t.equal(unknown.status, 2);
   t.match(unknown.stderr, /Unknown option '--frobnicate'/);
-  t.end();
 });
 
-t.test('a file without workloads says so and hashes nothing', (t) => {
-  const run = wave(['hash', '-f', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n');
+t.test('a file without workloads says so and hashes nothing', async (t) => {
+  const run = await inProcess(['hash', '-f', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n');
   t.equal(run.stdout, '');
   t.match(run.stderr, /no Deployment, StatefulSet or DaemonSet in -/);
   t.equal(run.status, 0);
-  t.end();
 });
 
-t.test('wave --help lists the commands; wave hash --help documents its usage', (t) => {
-  const top = wave(['--help']);
+t.test('wave --help lists the commands; wave hash --help documents its usage', async (t) => {
+  const top = await inProcess(['--help']);
   t.equal(top.status, 0);
   t.match(top.stdout, /Usage: wave <command>/);
   t.match(top.stdout, /\n {2}hash {2}/);
-  const hash = wave(['hash', '--help']);
+  const hash = await inProcess(['hash', '--help']);
   t.equal(hash.status, 0);
   t.match(hash.stdout, /Usage: wave hash -f FILE/);
   t.match(hash.stdout, /Exit status: 0 .* 3 .*\n2 usage error/);
-  t.end();
 });
 
-t.test('no command or an unknown one is a usage error', (t) => {
-  const none = wave([]);
+t.test('no command or an unknown one is a usage error', async (t) => {
+  const none = await inProcess([]);
   t.equal(none.status, 2);
   t.match(none.stderr, /Usage: wave <command>/);
-  const unknown = wave(['frobnicate']);
+  const unknown = await inProcess(['frobnicate']);
   t.equal(unknown.status, 2);
   t.match(unknown.stderr, /unknown command "frobnicate"/);
-  t.end();
 });
 
 function manifest05(): string {
