@@ -34,6 +34,8 @@ export class LeaderElector {
   /** When the Lease another replica holds expires as this replica counts; undefined when not held. */
   private heldUntil: number | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** The read-and-write of the Lease under way, if any. */
+  private inflight: Promise<void> | undefined;
   private stepDownTimer: NodeJS.Timeout | undefined;
   private readonly o: LeaderElectionOptions;
   private readonly now: () => number;
@@ -56,8 +58,11 @@ export class LeaderElector {
     this.stopped = true;
     clearTimeout(this.timer);
     clearTimeout(this.stepDownTimer);
-    if (!this.leading) return;
-    this.setLeading(false);
+    // A renewal still in flight would otherwise land after the hand-back and hold the Lease again for a
+    // whole lease duration; it may also have just taken the Lease, so the hand-back does not depend on
+    // this.leading but on who the Lease names.
+    await this.inflight;
+    if (this.leading) this.setLeading(false);
     try {
       const lease = await this.o.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
       if (lease.spec?.holderIdentity !== this.o.identity) return;
@@ -80,12 +85,13 @@ export class LeaderElector {
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
-    let acquired = false;
-    try {
-      acquired = await this.tryAcquireOrRenew();
-    } catch (err) {
+    const attempt = this.tryAcquireOrRenew().catch((err: unknown) => {
       this.o.logger.warn({ lease: this.leaseName() }, `leader election: ${apiErrorMessage(err)}`);
-    }
+      return false;
+    });
+    this.inflight = attempt.then(() => undefined);
+    const acquired = await attempt;
+    this.inflight = undefined;
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may run during the await
     if (this.stopped) return;
     if (acquired) {
