@@ -2,7 +2,7 @@
 // configuration becomes a real rollout by the controller-manager, with kwok running the new pods.
 import t from 'tap';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { clusterClients, freshNamespace, kubectl, waitFor } from '../support/cluster.ts';
+import { clusterClients, freshNamespace, kubectl, stays, waitFor } from '../support/cluster.ts';
 import { fastLoop, startWave } from '../support/wave.ts';
 
 const hashAnnotation = 'wave.pusher.com/config-hash';
@@ -80,19 +80,6 @@ async function rolledOut(kind: Kind, namespace: string, name: string): Promise<b
     pods.length === 1 &&
     pods.every((p) => p.status?.phase === 'Running' && p.metadata?.deletionTimestamp == null)
   );
-}
-
-/** Asserts over a window, not at an instant. */
-async function stays<T>(what: string, ms: number, read: () => Promise<T>, expected: T): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (JSON.stringify(value) !== JSON.stringify(expected)) {
-      throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(value)}`);
-    }
-    if (Date.now() > deadline) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }
 
 for (const [kind, child] of [

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { clusterClients, freshNamespace, kubectl, waitFor } from '../support/cluster.ts';
+import { clusterClients, freshNamespace, kubectl, stays, waitFor } from '../support/cluster.ts';
 import { startWave } from '../support/wave.ts';
 
 const hashAnnotation = 'wave.pusher.com/config-hash';
@@ -38,19 +38,6 @@ async function templateAnnotations(kind: string, namespace: string, name: string
 
 async function replicaSets(namespace: string) {
   return (await clusterClients().apps.listNamespacedReplicaSet({ namespace })).items;
-}
-
-/** Asserts over a window, not at an instant: nothing may appear later either. */
-async function stays<T>(what: string, ms: number, read: () => Promise<T>, expected: T) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (JSON.stringify(value) !== JSON.stringify(expected)) {
-      throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(value)}`);
-    }
-    if (Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }
 
 const secretValue = 'pa55-Wave-Integration-9f3c1e';

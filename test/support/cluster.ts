@@ -94,6 +94,19 @@ export async function waitFor<T>(
   }
 }
 
+/** Asserts over a window, not at an instant: `read` must keep answering `expected` for `ms`. */
+export async function stays<T>(what: string, ms: number, read: () => Promise<T>, expected: T): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (JSON.stringify(value) !== JSON.stringify(expected)) {
+      throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(value)}`);
+    }
+    if (Date.now() > deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 /**
  * Creates a namespace for one test, waits until its default ServiceAccount exists (pods are refused
  * before that), and deletes it when the test ends.
