@@ -2,27 +2,16 @@
 // does this at CREATE and at template-changing UPDATE, so a ConfigMap written just before its Deployment
 // (the order helm upgrade applies them) is hashed with its new content, whatever a cache has seen yet.
 import type { CoreV1Api } from '@kubernetes/client-node';
-import { parseConfigMap, parseSecret } from '../core/objects.ts';
 import type { ChildData, ChildRef } from '../core/objects.ts';
-import { isNotFound } from './client.ts';
+import { apiChildFetcher } from './child-fetcher.ts';
 
 export type ChildReader = (refs: readonly ChildRef[]) => Promise<ChildData[]>;
 
 /** Absent objects are simply not in the result; any other API error rejects (the webhook fails open). */
 export function apiChildReader(core: CoreV1Api): ChildReader {
-  const readOne = async (ref: ChildRef): Promise<ChildData | undefined> => {
-    const id = { name: ref.name, namespace: ref.namespace };
-    try {
-      return ref.kind === 'ConfigMap'
-        ? parseConfigMap(await core.readNamespacedConfigMap(id))
-        : parseSecret(await core.readNamespacedSecret(id));
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-  };
+  const fetch = apiChildFetcher(core);
   return async (refs) => {
-    const found = await Promise.all(refs.map(readOne));
-    return found.filter((child) => child !== undefined);
+    const found = await Promise.all(refs.map(fetch));
+    return found.flatMap((child) => (child === undefined ? [] : [child.data]));
   };
 }
