@@ -35,6 +35,8 @@ test-integration: node_modules/.package-lock.json
 certs: node_modules/.package-lock.json
 	$(NPM) run -s wave -- certs local --out webhook-certs
 
+# The control plane, kwok, and helm and the CRDs the install tests use, from Go modules; cached in
+# ~/.cache/wave-cluster, so only the first run compiles.
 cluster-build:
 	bash test/cluster/build.sh
 

@@ -15,6 +15,8 @@ esac
 
 export WAVE_CLUSTER_DIR=${WAVE_CLUSTER_DIR:-$PWD/.local/test-cluster}
 if [ "$suite" != unit ]; then
+  # The control plane, and helm and the CRDs for the install tests (cached: seconds when warm).
+  bash test/cluster/build.sh
   if bash test/cluster/cluster.sh status | grep -q stopped; then
     trap 'bash test/cluster/cluster.sh down' EXIT
   fi

@@ -209,7 +209,7 @@ up() {
     return
   fi
   down quiet
-  "$here/build.sh"
+  "$here/build.sh" --control-plane
   mkdir -p "$state" "$logs"
   rm -f "$logs"/*.log
   pki
