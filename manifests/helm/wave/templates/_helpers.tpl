@@ -1,0 +1,151 @@
+{{/*
+Names. With a release named wave (or containing "wave") every object is called as in manifests/base:
+wave, wave-certs, wave-tls, ...; otherwise <release>-wave.
+*/}}
+{{- define "wave.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "wave.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The ServiceAccount, Secret and RBAC names of `wave certs rotate`, and the TLS Secret. */}}
+{{- define "wave.certsName" -}}{{ include "wave.fullname" . }}-certs{{- end }}
+{{- define "wave.tlsSecret" -}}{{ include "wave.fullname" . }}-tls{{- end }}
+
+{{- define "wave.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of every object: those of manifests/base plus Helm's. */}}
+{{- define "wave.labels" -}}
+app.kubernetes.io/name: {{ include "wave.name" .root }}
+app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/part-of: wave
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{/* Selector labels; pod template labels are these (plus podLabels). */}}
+{{- define "wave.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "wave.name" .root }}
+app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end }}
+
+{{/* Namespaces the webhook never sees: the release's own and excludedNamespaces, each once. */}}
+{{- define "wave.excludedNamespaces" -}}
+{{- $list := list }}
+{{- range .Values.excludedNamespaces }}{{ $list = append $list . }}{{ end }}
+{{- $list = append $list .Release.Namespace }}
+{{- toJson (uniq $list) }}
+{{- end }}
+
+{{/* Rules of `wave serve`, for the ClusterRole or each namespace's Role (src/: every API call it makes). */}}
+{{- define "wave.controllerRules" -}}
+# Metadata-only list/watch of every ConfigMap and Secret (the config cache), and a GET of the ones an
+# opted-in workload consumes (the cache's data reads, and the webhook's fresh reads at admission).
+- apiGroups: ['']
+  resources: [configmaps, secrets]
+  verbs: [get, list, watch]
+# Informers over the workloads; the loop's only write is a merge patch of the pod template annotation
+# (and the scheduling gate).
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [list, watch, patch]
+# A StatefulSet's pods held by the config-missing gate are deleted so they are recreated released.
+- apiGroups: ['']
+  resources: [pods]
+  verbs: [list, delete]
+# ConfigChanged, ConfigMissing and ConfigReleased Events (core/v1) on the workloads.
+- apiGroups: ['']
+  resources: [events]
+  verbs: [create]
+{{- end }}
+
+{{/* The restricted-profile security context of every wave container. */}}
+{{- define "wave.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* No runAsUser/runAsGroup/fsGroup: the image's numeric USER applies, and OpenShift's restricted SCC may
+assign its own UID. */}}
+{{- define "wave.podSecurityContext" -}}
+runAsNonRoot: true
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Checks that no schema can express. */}}
+{{- define "wave.validate" -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}
+{{- fail (printf "replicas is %d but leaderElection.enabled is false: every replica would patch workloads; set replicas: 1 or enable leader election" (int .Values.replicas)) }}
+{{- end }}
+{{- if has .Release.Namespace .Values.namespaces }}
+{{- fail (printf "namespaces lists %q, the release namespace: wave never acts on its own namespace" .Release.Namespace) }}
+{{- end }}
+{{- range .Values.namespaces }}
+{{- if has . $.Values.excludedNamespaces }}
+{{- fail (printf "namespaces lists %q, which excludedNamespaces also lists" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The pod spec of `wave certs rotate`, for the install Job and the CronJob. */}}
+{{- define "wave.certsPodSpec" -}}
+serviceAccountName: {{ include "wave.certsName" . }}
+restartPolicy: OnFailure
+securityContext:
+  {{- include "wave.podSecurityContext" . | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+containers:
+  - name: rotate
+    image: {{ include "wave.image" . }}
+    imagePullPolicy: {{ .Values.image.pullPolicy }}
+    args: [certs, rotate, --secret={{ include "wave.tlsSecret" . }}, --webhook-configuration={{ include "wave.fullname" . }}, --service={{ include "wave.fullname" . }}]
+    env:
+      - name: POD_NAMESPACE
+        valueFrom:
+          fieldRef:
+            fieldPath: metadata.namespace
+    resources:
+      {{- toYaml .Values.certs.resources | nindent 6 }}
+    securityContext:
+      {{- include "wave.containerSecurityContext" . | nindent 6 }}
+{{- end }}
