@@ -301,16 +301,27 @@ await t.test('helm install, upgrade and uninstall against the real apiserver', a
   ]);
   t.match(args, /--log-level=debug/, 'the Deployment carries the new value');
 
+  const clusterScoped = async () =>
+    (
+      await kubectl([
+        'get',
+        'mutatingwebhookconfigurations,clusterroles,clusterrolebindings',
+        '-l',
+        `app.kubernetes.io/instance=${release}`,
+        '-o',
+        'name',
+      ])
+    ).trim();
+  const installedObjects = await clusterScoped();
+  t.match(installedObjects, `mutatingwebhookconfiguration.admissionregistration.k8s.io/${release}`);
+  t.match(installedObjects, `clusterrole.rbac.authorization.k8s.io/${release}-certs`);
+  t.match(
+    await kubectl(['get', 'roles', '-n', target, '-o', 'name']),
+    `role.rbac.authorization.k8s.io/${release}`,
+  );
+
   await helm(['uninstall', release, '-n', namespace], home);
-  const left = await kubectl([
-    'get',
-    'mutatingwebhookconfigurations,clusterroles,clusterrolebindings',
-    '-l',
-    `app.kubernetes.io/instance=${release}`,
-    '-o',
-    'name',
-  ]);
-  t.equal(left.trim(), '', 'helm uninstall leaves no cluster-scoped object');
+  t.equal(await clusterScoped(), '', 'helm uninstall leaves no cluster-scoped object');
   t.equal(
     (await kubectl(['get', 'roles', '-n', target, '-o', 'name'])).trim(),
     '',
