@@ -30,7 +30,6 @@ up() {
       port=$(sed -n 's/.*"healthPort":\([0-9]*\).*/\1/p' "$log" | head -n 1)
       sleep 0.2
     done
-    sed -n 's/.*"healthPort":\([0-9]*\).*/\1/p' "$log" | head -n 1 >"$local_dir/wave.health-port"
     echo "[up] wave is ready (pid $(cat "$pidfile"), logs $log, metrics http://127.0.0.1:$port/metrics)" >&2
   fi
   echo "export KUBECONFIG=$local_dir/kubeconfig   # kubectl: $PWD/.local/bin/kubectl"

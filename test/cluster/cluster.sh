@@ -203,7 +203,6 @@ is_up() {
 
 up() {
   local start=$SECONDS t0
-  t0=$(date +%s%N)
   if is_up; then
     log "already up: export KUBECONFIG=$kubeconfig"
     return
