@@ -3,8 +3,9 @@
  * consumes: which patch to answer with, why, and which Events to record. Every well-formed request is
  * allowed; nothing here throws on odd input.
  *
- * The edge calls needsFreshChildren() first, fetches the children it names (fresh from the API, in
- * parallel), then decideAdmission() with a lookup over them.
+ * The edge calls planAdmission() once: it either decides already, or names the children to fetch (fresh
+ * from the API, in parallel) before decideFromPlan() with a lookup over them. needsFreshChildren() and
+ * decideAdmission() are the same two steps for callers that hold only the facts.
  */
 import jsonPatch from 'fast-json-patch';
 import { optInAnnotation } from './annotations.ts';
@@ -79,7 +80,11 @@ export type FreshChildren =
  * template-changing UPDATE of an opted-in workload. Everything else is decided without them.
  */
 export function needsFreshChildren(facts: AdmissionFacts): FreshChildren {
-  const plan = planAdmission(facts);
+  return freshChildrenOf(planAdmission(facts));
+}
+
+/** The children a plan needs read before decideFromPlan(), if any. */
+export function freshChildrenOf(plan: AdmissionPlan): FreshChildren {
   if ('decision' in plan) return { needed: false };
   return {
     needed: true,
@@ -88,12 +93,20 @@ export function needsFreshChildren(facts: AdmissionFacts): FreshChildren {
 }
 
 export function decideAdmission(input: AdmissionInput): AdmissionDecision {
-  const plan = planAdmission(input);
+  return decideFromPlan(planAdmission(input), input.children, input.hasher);
+}
+
+/** The decision of a plan, given the children freshChildrenOf() named. */
+export function decideFromPlan(
+  plan: AdmissionPlan,
+  children: ChildLookup,
+  hasher: Hasher,
+): AdmissionDecision {
   if ('decision' in plan) return plan.decision;
-  const { workload, consumed, object, templatePath, creating, oldHash, oldHeld } = plan;
-  const result = computeConfigHash(consumed, input.children, input.hasher);
-  const mutated = structuredClone(object);
-  const template = valueAt(mutated, templatePath) as JsonRecord;
+  const { facts, workload, consumed, template: original, templatePath, creating, oldHash, oldHeld } = plan;
+  const result = computeConfigHash(consumed, children, hasher);
+  const template = structuredClone(original);
+  const respond = responder(original, template, templatePath);
 
   if (result.complete) {
     const wasHeld = isHeld(template);
@@ -106,7 +119,7 @@ export function decideAdmission(input: AdmissionInput): AdmissionDecision {
       : wasCurrent
         ? `hash ${hash} already current`
         : `stamped hash ${hash}`;
-    return respond(object, mutated, 'stamp', reason, []);
+    return respond('stamp', reason, []);
   }
 
   const summary = summarizeMissing(result.missing);
@@ -114,8 +127,8 @@ export function decideAdmission(input: AdmissionInput): AdmissionDecision {
     // Pods wait visibly as SchedulingGated rather than crash-loop; a hash could only be partial.
     setTemplateHash(template, undefined);
     setHeld(template, true);
-    const event = configMissing(input, result.missing, `the ${workload.kind} is held`);
-    return respond(object, mutated, 'hold', `held: ${summary}`, event);
+    const event = configMissing(facts, result.missing, `the ${workload.kind} is held`);
+    return respond('hold', `held: ${summary}`, event);
   }
   // Never roll with a partial hash, and never gate a running workload: keep what the template had.
   setTemplateHash(template, oldHash);
@@ -125,8 +138,8 @@ export function decideAdmission(input: AdmissionInput): AdmissionDecision {
     : oldHash === undefined
       ? `the ${workload.kind} gets no config hash until then`
       : `the ${workload.kind} keeps config hash ${short(oldHash)}`;
-  const event = configMissing(input, result.missing, kept);
-  return respond(object, mutated, oldHeld ? 'hold' : 'keep', `${summary}: ${kept}`, event);
+  const event = configMissing(facts, result.missing, kept);
+  return respond(oldHeld ? 'hold' : 'keep', `${summary}: ${kept}`, event);
 }
 
 export type OptIn = { readonly optedIn: true } | { readonly optedIn: false; readonly nearMiss?: string };
@@ -158,17 +171,21 @@ export function optInStatus(workload: Workload): OptIn {
 }
 
 interface Computation {
+  readonly facts: AdmissionFacts;
   readonly workload: Workload;
   readonly consumed: ConsumedConfig;
-  readonly object: JsonRecord;
+  /** The request object's pod template: the only part a patch ever touches. */
+  readonly template: JsonRecord;
   readonly templatePath: readonly string[];
   readonly creating: boolean;
   readonly oldHash: string | undefined;
   readonly oldHeld: boolean;
 }
 
+export type AdmissionPlan = { readonly decision: AdmissionDecision } | Computation;
+
 /** Either the decision already, or what is needed to compute it: one chain of readable reasons to stop. */
-function planAdmission(facts: AdmissionFacts): { readonly decision: AdmissionDecision } | Computation {
+export function planAdmission(facts: AdmissionFacts): AdmissionPlan {
   const skip = (reason: string, events: readonly AdmissionEvent[] = []) => ({
     decision: {
       allowed: true as const,
@@ -200,16 +217,14 @@ function planAdmission(facts: AdmissionFacts): { readonly decision: AdmissionDec
   }
   // parseWorkload found the template, so the kind is known and its template an object.
   const templatePath = kindByName(workload.kind)?.templatePath ?? [];
-  const object = facts.object as JsonRecord;
-  const template = valueAt(object, templatePath);
+  const template = valueAt(facts.object, templatePath) as JsonRecord;
   const oldTemplate = facts.operation === 'UPDATE' ? valueAt(facts.oldObject, templatePath) : undefined;
   const oldHash = templateHash(oldTemplate);
   const oldHeld = isHeld(oldTemplate);
 
   if (oldTemplate !== undefined && sameTemplateApartFromWave(oldTemplate, template)) {
     // Scale, labels, a re-apply without the hash: no rollout starts here, and a stale cache undoes nothing.
-    const mutated = structuredClone(object);
-    const mutatedTemplate = valueAt(mutated, templatePath) as JsonRecord;
+    const mutatedTemplate = structuredClone(template);
     setTemplateHash(mutatedTemplate, oldHash);
     setHeld(mutatedTemplate, oldHeld);
     const newHash = templateHash(template);
@@ -225,12 +240,14 @@ function planAdmission(facts: AdmissionFacts): { readonly decision: AdmissionDec
         : oldHeld
           ? ' and restored the config-missing gate'
           : ' and removed the config-missing gate the request set';
-    return { decision: respond(object, mutated, 'keep', `pod template unchanged: ${kept}${gate}`, []) };
+    const respond = responder(template, mutatedTemplate, templatePath);
+    return { decision: respond('keep', `pod template unchanged: ${kept}${gate}`, []) };
   }
   return {
+    facts,
     workload,
     consumed: consumedConfig(workload),
-    object,
+    template,
     templatePath,
     creating: facts.operation === 'CREATE',
     oldHash,
@@ -238,16 +255,25 @@ function planAdmission(facts: AdmissionFacts): { readonly decision: AdmissionDec
   };
 }
 
-function respond(
-  original: JsonRecord,
-  mutated: JsonRecord,
-  decision: AdmissionDecisionKind,
-  reason: string,
-  events: readonly AdmissionEvent[],
-): AdmissionDecision {
-  // compare() only ever emits add, remove and replace.
-  const patch = jsonPatch.compare(original, mutated) as JsonPatchOperation[];
-  return { allowed: true, patch, decision, reason, events };
+/**
+ * Answers with the patch from the request's pod template to the mutated copy. Only the template is ever
+ * changed, so it alone is compared (not the whole object with its status and managedFields) and the
+ * operations are rooted at its path.
+ */
+function responder(original: JsonRecord, mutated: JsonRecord, templatePath: readonly string[]) {
+  return (
+    decision: AdmissionDecisionKind,
+    reason: string,
+    events: readonly AdmissionEvent[],
+  ): AdmissionDecision => {
+    const root = templatePath.map((segment) => `/${jsonPatch.escapePathComponent(segment)}`).join('');
+    // compare() only ever emits add, remove and replace.
+    const patch = (jsonPatch.compare(original, mutated) as JsonPatchOperation[]).map((op) => ({
+      ...op,
+      path: `${root}${op.path}`,
+    }));
+    return { allowed: true, patch, decision, reason, events };
+  };
 }
 
 function configMissing(

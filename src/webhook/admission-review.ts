@@ -4,6 +4,7 @@
  */
 
 import type { JsonPatchOperation } from '../core/admission.ts';
+import { isRecord } from '../core/json.ts';
 
 export const admissionApiVersion = 'admission.k8s.io/v1';
 export const admissionReviewKind = 'AdmissionReview';
@@ -70,7 +71,7 @@ export interface AdmissionReviewResponse {
 /** Validates a parsed JSON body as an AdmissionReview v1 request, or says precisely what is wrong. */
 export function parseAdmissionReview(body: unknown): ParseResult {
   if (body === undefined) return fail('the body is empty');
-  if (!isObject(body)) return fail(`the body is ${describe(body)}, not an object`);
+  if (!isRecord(body)) return fail(`the body is ${describe(body)}, not an object`);
   if (body.apiVersion !== admissionApiVersion) {
     return fail(`apiVersion must be "${admissionApiVersion}" (got ${quote(body.apiVersion)})`);
   }
@@ -78,7 +79,7 @@ export function parseAdmissionReview(body: unknown): ParseResult {
     return fail(`kind must be "${admissionReviewKind}" (got ${quote(body.kind)})`);
   }
   const request = body.request;
-  if (!isObject(request)) return fail(`request must be an object (got ${describe(request)})`);
+  if (!isRecord(request)) return fail(`request must be an object (got ${describe(request)})`);
 
   const uid = request.uid;
   if (typeof uid !== 'string' || uid === '') {
@@ -92,7 +93,7 @@ export function parseAdmissionReview(body: unknown): ParseResult {
   }
   const kind = request.kind;
   if (
-    !isObject(kind) ||
+    !isRecord(kind) ||
     typeof kind.group !== 'string' ||
     typeof kind.version !== 'string' ||
     typeof kind.kind !== 'string' ||
@@ -120,10 +121,7 @@ export function parseAdmissionReview(body: unknown): ParseResult {
   if (typeof userInfo === 'string') return fail(userInfo);
   // Options are informational: an odd value is treated as absent, never as a bad review.
   const options = request.options;
-  const manager =
-    typeof options === 'object' && options !== null && !Array.isArray(options)
-      ? (options as Record<string, unknown>)['fieldManager']
-      : undefined;
+  const manager = isRecord(options) ? options['fieldManager'] : undefined;
   const fieldManager = typeof manager === 'string' ? manager : '';
 
   return {
@@ -163,7 +161,7 @@ export function allowedWithPatch(uid: string, ops: readonly JsonPatchOp[]): Admi
 export function objectName(request: AdmissionRequestV1): string {
   if (request.name !== '') return request.name;
   const metadata = request.object?.metadata;
-  if (isObject(metadata)) {
+  if (isRecord(metadata)) {
     if (typeof metadata.name === 'string' && metadata.name !== '') return metadata.name;
     if (typeof metadata.generateName === 'string') return `${metadata.generateName}*`;
   }
@@ -180,7 +178,7 @@ function fail(error: string): ParseResult {
 
 function parseUserInfo(value: unknown): AdmissionUserInfo | string {
   if (value === undefined || value === null) return { username: '', groups: [] };
-  if (!isObject(value)) return `request.userInfo must be an object (got ${describe(value)})`;
+  if (!isRecord(value)) return `request.userInfo must be an object (got ${describe(value)})`;
   const username = value.username ?? '';
   if (typeof username !== 'string') {
     return `request.userInfo.username must be a string (got ${describe(username)})`;
@@ -204,15 +202,11 @@ function optionalObject(obj: Record<string, unknown>, key: string): JsonObject |
   const value = obj[key];
   if (value === undefined || value === null) return null;
   // A parsed JSON body only holds JSON values, so an object in it is a JsonObject.
-  return isObject(value) ? (value as JsonObject) : undefined;
+  return isRecord(value) ? (value as JsonObject) : undefined;
 }
 
 function isOperation(value: unknown): value is AdmissionOperation {
   return typeof value === 'string' && (admissionOperations as readonly string[]).includes(value);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 // Type only, never the value: request content must not reach the log through an error message.

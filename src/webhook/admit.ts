@@ -1,6 +1,6 @@
 // Wires the pure admission decision to the cluster: fresh reads of the consumed children when the core
 // asks for them, and the Events it decides on (never for dryRun requests).
-import { decideAdmission, needsFreshChildren } from '../core/admission.ts';
+import { decideFromPlan, freshChildrenOf, planAdmission } from '../core/admission.ts';
 import type { AdmissionFacts } from '../core/admission.ts';
 import type { Hasher } from '../core/hash.ts';
 import { childLookupFrom } from '../core/objects.ts';
@@ -33,9 +33,10 @@ export function createAdmit(deps: AdmitDependencies): Admit {
       fromOwnServiceAccount:
         request.userInfo.username === deps.ownUsername || request.fieldManager === deps.ownFieldManager,
     };
-    const fresh = needsFreshChildren(facts);
+    const plan = planAdmission(facts);
+    const fresh = freshChildrenOf(plan);
     const children = fresh.needed ? await deps.readChildren(fresh.children) : [];
-    const decision = decideAdmission({ ...facts, children: childLookupFrom(children), hasher: deps.hasher });
+    const decision = decideFromPlan(plan, childLookupFrom(children), deps.hasher);
     if (!request.dryRun) {
       const target = {
         apiVersion: `${request.kind.group}/${request.kind.version}`,

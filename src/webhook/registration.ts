@@ -1,9 +1,8 @@
 // The MutatingWebhookConfiguration that makes the apiserver call wave. The manifests ship the same object;
 // `wave serve --register-webhook` writes it for local runs, pointing at this process.
 import type { AdmissionregistrationV1Api, V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import { optInAnnotation as optIn } from '../core/annotations.ts';
 import { isNotFound } from '../kube/client.ts';
-
-const optIn = 'wave.pusher.com/update-on-config-change';
 
 /**
  * CEL for matchConditions: the apiserver calls wave only for workloads whose opt-in annotation is "true",
