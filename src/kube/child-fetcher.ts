@@ -3,6 +3,7 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { parseConfigMap, parseSecret } from '../core/objects.ts';
 import type { ChildData, ChildRef } from '../core/objects.ts';
+import { describeChild } from '../core/refs.ts';
 import { isNotFound } from './client.ts';
 
 export interface FetchedChild {
@@ -23,9 +24,7 @@ export function apiChildFetcher(core: CoreV1Api): ChildFetcher {
           : await core.readNamespacedSecret(id);
       const data = ref.kind === 'ConfigMap' ? parseConfigMap(object) : parseSecret(object);
       if (data === undefined) {
-        throw new Error(
-          `the API answered ${ref.kind} ${ref.namespace}/${ref.name} with an object without a name`,
-        );
+        throw new Error(`the API answered ${describeChild(ref)} with an object without a name`);
       }
       return { data, resourceVersion: object.metadata?.resourceVersion ?? '' };
     } catch (err) {

@@ -32,6 +32,7 @@
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { Backoff, sleep } from './backoff.ts';
+import { apiErrorMessage } from './client.ts';
 import type { BackoffOptions } from './backoff.ts';
 import { ApiStatusError, SilenceError } from './transport.ts';
 import type { KubeTransport } from './transport.ts';
@@ -319,7 +320,7 @@ export class Reflector<T> {
     } else if (err === undefined) {
       this.#logger.info(fields, 'watch ended early; watching again after a pause');
     } else {
-      const message = errorMessage(err);
+      const message = apiErrorMessage(err);
       const hint =
         err instanceof ApiStatusError && (err.status === 401 || err.status === 403)
           ? `; wave's credentials or RBAC do not allow list and watch on ${this.#resource.plural}`
@@ -557,10 +558,6 @@ export class ReflectorGroup<T> {
   *entries(): IterableIterator<[string, T]> {
     for (const reflector of this.reflectors) yield* reflector.entries();
   }
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : typeof err === 'string' ? err : 'unknown error';
 }
 
 function readIdentity(object: Readonly<Record<string, unknown>>): ObjectIdentity | undefined {

@@ -23,16 +23,18 @@
  */
 import type { ChildData, ChildKind, ChildLookup, ChildRef } from '../core/objects.ts';
 import { childKey } from '../core/objects.ts';
+import { describeChild } from '../core/refs.ts';
 import type { ConsumedChild } from '../core/refs.ts';
 import { Backoff } from '../kube/backoff.ts';
 import type { BackoffOptions } from '../kube/backoff.ts';
 import type { ChildFetcher } from '../kube/child-fetcher.ts';
+import { apiErrorMessage } from '../kube/client.ts';
 import type { KubeTransport } from '../kube/transport.ts';
 import { configMapsResource, Reflector, ReflectorGroup, secretsResource } from '../kube/watch.ts';
 import type { ObjectIdentity, ReflectorOptions, WatchEvent } from '../kube/watch.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { ConsumerIndex, sameStringMap } from './reverse-index.ts';
+import { ConsumerIndex, sameChildData } from './reverse-index.ts';
 import type { IndexDelta } from './reverse-index.ts';
 
 /** What the cache keeps of every ConfigMap and Secret. */
@@ -274,7 +276,7 @@ export class ConfigCache {
   #consume(ref: ChildRef): void {
     if (!this.#watches(ref.namespace)) {
       this.#logger.info(
-        { child: `${ref.kind} ${ref.namespace}/${ref.name}` },
+        { child: describeChild(ref) },
         'a workload consumes a child in a namespace wave does not watch; it counts as absent (add the namespace to --namespaces to watch it)',
       );
       return;
@@ -343,9 +345,9 @@ export class ConfigCache {
       const delayMs = this.#retryLater(key, fetch);
       this.#logger.warn(
         {
-          child: `${ref.kind} ${ref.namespace}/${ref.name}`,
+          child: describeChild(ref),
           delayMs,
-          error: failure instanceof Error ? failure.message : 'unknown error',
+          error: apiErrorMessage(failure),
         },
         `reading a consumed ${ref.kind} failed; its workloads wait until it is read (check wave's RBAC allows get on ${ref.kind === 'ConfigMap' ? 'configmaps' : 'secrets'})`,
       );
@@ -361,7 +363,7 @@ export class ConfigCache {
       if (stale) {
         const delayMs = this.#retryLater(key, fetch);
         this.#logger.debug(
-          { child: `${ref.kind} ${ref.namespace}/${ref.name}`, delayMs },
+          { child: describeChild(ref), delayMs },
           'the API answered an older version than the watch reported; reading again',
         );
       } else {
@@ -410,7 +412,7 @@ export class ConfigCache {
     this.#publish(ref.kind);
     // Events that arrived during the GET may name a version it did not see yet.
     if (newer(meta.resourceVersion, result.resourceVersion)) this.#schedule(ref);
-    if (old === undefined || !sameData(old.data, result.data)) this.#emit(ref, old?.data, result.data);
+    if (old === undefined || !sameChildData(old.data, result.data)) this.#emit(ref, old?.data, result.data);
   }
 
   #drop(ref: ChildRef): Held | undefined {
@@ -491,8 +493,6 @@ export type MetadataWatchTuning = Pick<
 >;
 
 export interface ConfigWatches {
-  readonly configMaps: ReflectorGroup<ChildMeta>;
-  readonly secrets: ReflectorGroup<ChildMeta>;
   whenSynced(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -528,8 +528,6 @@ export function watchConfigMetadata(opts: {
   const configMaps = group('ConfigMap');
   const secrets = group('Secret');
   return {
-    configMaps,
-    secrets,
     whenSynced: async () => {
       await Promise.all([configMaps.whenSynced(), secrets.whenSynced()]);
     },
@@ -568,14 +566,4 @@ function dataBytes(data: ChildData): number {
     for (const [key, value] of Object.entries(map ?? {})) bytes += key.length + value.length;
   }
   return bytes;
-}
-
-function sameData(a: ChildData, b: ChildData): boolean {
-  return (
-    sameStringMap(a.data, b.data) &&
-    sameStringMap(
-      a.kind === 'ConfigMap' ? a.binaryData : undefined,
-      b.kind === 'ConfigMap' ? b.binaryData : undefined,
-    )
-  );
 }

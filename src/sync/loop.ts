@@ -6,6 +6,7 @@ import { optInStatus } from '../core/admission.ts';
 import { jsonEqual } from '../core/json.ts';
 import { workloadKinds } from '../core/kinds.ts';
 import { parseWorkload } from '../core/objects.ts';
+import { describeChild } from '../core/refs.ts';
 import { isHeld } from '../core/template.ts';
 import { apiChildFetcher } from '../kube/child-fetcher.ts';
 import { apiErrorMessage, isConflict, isNotFound, type KubeClients } from '../kube/client.ts';
@@ -96,7 +97,7 @@ export class SyncLoop {
         // without a debounce and without naming it: the workload's first complete pass is what later
         // Events compare against to name the objects that really changed.
         const known = change.old !== undefined;
-        const trigger = `${change.ref.kind} ${change.ref.namespace}/${change.ref.name}`;
+        const trigger = describeChild(change.ref);
         for (const key of change.affected) {
           if (known) this.#queue.add(key, trigger);
           else this.#queue.add(key, undefined, 0);

@@ -137,13 +137,24 @@ const emptyConsumers: ReadonlyMap<string, ConsumedChild> = new Map();
  * key that moved between them counts as changed (the hash decides whether the bytes really did).
  */
 export function consumedDataChanged(consumed: ConsumedChild, old: ChildData, next: ChildData): boolean {
+  if (consumed.allKeys) return !sameChildData(old, next);
   const oldBinary = old.kind === 'ConfigMap' ? old.binaryData : undefined;
   const nextBinary = next.kind === 'ConfigMap' ? next.binaryData : undefined;
-  if (consumed.allKeys) return !sameStringMap(old.data, next.data) || !sameStringMap(oldBinary, nextBinary);
   for (const key of consumed.keys) {
     if (old.data?.[key] !== next.data?.[key] || oldBinary?.[key] !== nextBinary?.[key]) return true;
   }
   return false;
+}
+
+/** Two versions of a child hold the same keys and values (data, and binaryData of a ConfigMap). */
+export function sameChildData(a: ChildData, b: ChildData): boolean {
+  return (
+    sameStringMap(a.data, b.data) &&
+    sameStringMap(
+      a.kind === 'ConfigMap' ? a.binaryData : undefined,
+      b.kind === 'ConfigMap' ? b.binaryData : undefined,
+    )
+  );
 }
 
 /** Two string maps hold the same entries; an absent map equals an empty one. */
