@@ -71,24 +71,11 @@ export class KubeTransport {
   /** GET `path` and parse the whole JSON body. Throws ApiStatusError for a non-2xx answer. */
   async getJson(path: string, options: GetOptions): Promise<unknown> {
     const { response, watchdog } = await this.#open(path, options);
-    const body = await new Promise<Buffer>((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let ended = false;
-      response.on('data', (chunk: Buffer) => {
-        watchdog.poke();
-        chunks.push(chunk);
-      });
-      response.on('end', () => {
-        ended = true;
-      });
-      response.on('error', () => undefined); // reported once, by 'close'
-      response.on('close', () => {
-        watchdog.stop();
-        if (ended && response.errored === null) resolve(Buffer.concat(chunks));
-        else reject(closeError(watchdog, response));
-      });
+    const chunks: Buffer[] = [];
+    await consume(response, watchdog, (chunk) => {
+      chunks.push(chunk);
     });
-    return JSON.parse(body.toString('utf8')) as unknown;
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   }
 
   /**
@@ -98,26 +85,9 @@ export class KubeTransport {
    */
   async streamJsonLines(path: string, options: GetOptions, onValue: (value: unknown) => void): Promise<void> {
     const { response, watchdog } = await this.#open(path, options);
-    await new Promise<void>((resolve, reject) => {
-      const lines = new LineSplitter();
-      let ended = false;
-      response.on('data', (chunk: Buffer) => {
-        watchdog.poke();
-        try {
-          for (const line of lines.push(chunk)) onValue(JSON.parse(line) as unknown);
-        } catch (err) {
-          response.destroy(err instanceof Error ? err : new Error(String(err)));
-        }
-      });
-      response.on('end', () => {
-        ended = true;
-      });
-      response.on('error', () => undefined); // reported once, by 'close'
-      response.on('close', () => {
-        watchdog.stop();
-        if (ended && response.errored === null) resolve();
-        else reject(closeError(watchdog, response));
-      });
+    const lines = new LineSplitter();
+    await consume(response, watchdog, (chunk) => {
+      for (const line of lines.push(chunk)) onValue(JSON.parse(line) as unknown);
     });
   }
 
@@ -170,6 +140,37 @@ export class KubeTransport {
 
 function isHeaderList(headers: OutgoingHttpHeaders | readonly string[]): headers is readonly string[] {
   return Array.isArray(headers);
+}
+
+/**
+ * Reads a response to its end, handing each chunk to `onChunk` and poking the watchdog. Resolves when the
+ * server ends the body cleanly; rejects (once, on 'close') when it dies, falls silent, or `onChunk` throws.
+ */
+function consume(
+  response: IncomingMessage,
+  watchdog: Watchdog,
+  onChunk: (chunk: Buffer) => void,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let ended = false;
+    response.on('data', (chunk: Buffer) => {
+      watchdog.poke();
+      try {
+        onChunk(chunk);
+      } catch (err) {
+        response.destroy(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+    response.on('end', () => {
+      ended = true;
+    });
+    response.on('error', () => undefined); // reported once, by 'close'
+    response.on('close', () => {
+      watchdog.stop();
+      if (ended && response.errored === null) resolve();
+      else reject(closeError(watchdog, response));
+    });
+  });
 }
 
 /** The error that ended a response that closed without a clean end. */
