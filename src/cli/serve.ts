@@ -229,6 +229,11 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
   const metrics = new Metrics();
   const kube = connect(o.kubeconfig);
   const tls = await loadTls(o, logger, metrics);
+  // Checked before anything starts: a usage error later would leave the servers and the loop running.
+  const caBundlePem = o['register-webhook'] ? tls.caPem : '';
+  if (caBundlePem === undefined) {
+    throw new UsageError('--register-webhook needs the CA for the caBundle: use --self-signed or --ca-file');
+  }
   const events = eventRecorder(kube.core, logger);
   const admit = createAdmit({
     readChildren: apiChildReader(kube.core),
@@ -293,11 +298,6 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
 
   let registered = false;
   if (o['register-webhook']) {
-    if (tls.caPem === undefined) {
-      throw new UsageError(
-        '--register-webhook needs the CA for the caBundle: use --self-signed or --ca-file',
-      );
-    }
     const url = o['webhook-url'] === '' ? `https://127.0.0.1:${webhookPort}` : o['webhook-url'];
     await registerWebhook(
       kube.admission,
@@ -305,7 +305,7 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
         name: o['webhook-configuration'],
         target: { url },
         path: mutatePath,
-        caBundlePem: tls.caPem,
+        caBundlePem,
         namespaces: o.namespaces,
         excludedNamespaces: ['kube-system', o.namespace],
         timeoutSeconds: 5,
