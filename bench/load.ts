@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { errorMessage } from '../src/errors.ts';
 
 export interface LoadOptions {
   readonly port: number;
@@ -141,7 +142,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         answer = await post(agent, opts, opts.body(uid));
       } catch (err) {
         const end = performance.now();
-        if (end <= measureUntil) fail(end, err instanceof Error ? err.message : String(err));
+        if (end <= measureUntil) fail(end, errorMessage(err));
         // A refused or reset connection fails at once; do not spin on it.
         await sleep(10);
         continue;

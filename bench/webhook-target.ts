@@ -11,6 +11,7 @@ import { eventRecorder } from '../src/kube/events.ts';
 import type { EventRecorder } from '../src/kube/events.ts';
 import { createLogger } from '../src/log.ts';
 import { Metrics } from '../src/metrics.ts';
+import { fieldManager } from '../src/sync/reconciler.ts';
 import { sha256Hex } from '../src/sha256.ts';
 import { createAdmit } from '../src/webhook/admit.ts';
 import {
@@ -81,7 +82,7 @@ function buildWave(start: StartMessage): Running {
     hasher: sha256Hex,
     ownUsername: 'system:serviceaccount:wave-system:wave',
     // As wave serve: the loop's field manager. The bench's requests come from kubectl.
-    ownFieldManager: 'wave',
+    ownFieldManager: fieldManager,
   });
   const app = buildWebhookServer({ https: start.tls, logger, metrics, admit });
   return { app, metrics, events };

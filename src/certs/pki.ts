@@ -1,6 +1,7 @@
 import { X509Certificate, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
+import { errorMessage } from '../errors.ts';
 
 /** A certificate and its private key, PEM encoded (the key as PKCS#8). */
 export interface CertificatePem {
@@ -268,8 +269,4 @@ function parseSubjectAltName(san: string | undefined): { dns: string[]; ips: str
     else if (entry.startsWith('IP Address:')) ips.push(entry.slice(11));
   }
   return { dns, ips };
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -16,6 +16,7 @@
 import { SocketAddress, isIP } from 'node:net';
 import { createCA, createServingCert, isIssuedBy, keyMatchesCert, parseCert, splitPemBundle } from './pki.ts';
 import type { CertificateInfo, CertificatePem } from './pki.ts';
+import { errorMessage } from '../errors.ts';
 
 export const secretKeys = {
   cert: 'tls.crt',
@@ -495,14 +496,10 @@ function canonicalIp(ip: string): string {
   return new SocketAddress({ address: ip, family: isIP(ip) === 6 ? 'ipv6' : 'ipv4' }).address;
 }
 
-function cnOf(pair: CertificatePem): string {
-  return parseCert(pair.certPem).subjectCN ?? '(no CN)';
+function cnOf(pair: Pair): string {
+  return pair.info.subjectCN ?? '(no CN)';
 }
 
 function plural(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -15,6 +15,7 @@ import { childLookupFrom, parseConfigMap, parseSecret, parseWorkload } from '../
 import type { ChildData, Workload } from '../core/objects.ts';
 import { consumedConfig } from '../core/refs.ts';
 import type { CliIo, Command } from './main.ts';
+import { errorMessage } from '../errors.ts';
 
 const exit = { hashed: 0, usage: 2, missing: 3 } as const;
 
@@ -65,7 +66,7 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
     }
     files = values.file ?? [];
   } catch (error) {
-    io.stderr(`wave hash: ${error instanceof Error ? error.message : String(error)}\n\n${help}`);
+    io.stderr(`wave hash: ${errorMessage(error)}\n\n${help}`);
     return exit.usage;
   }
   if (files.length === 0) {
@@ -81,9 +82,7 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
       try {
         source = file === '-' ? await io.readStdin() : await io.readFile(file);
       } catch (error) {
-        throw new ManifestError(
-          `cannot read ${name}: ${error instanceof Error ? error.message : String(error)}`,
-        );
+        throw new ManifestError(`cannot read ${name}: ${errorMessage(error)}`);
       }
       readManifest(name, source, manifest);
     }
@@ -135,7 +134,7 @@ function readManifest(file: string, source: string, manifest: Manifest): void {
     try {
       value = document.toJS();
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      const message = errorMessage(error);
       throw new ManifestError(`${at(document.range[0])}: ${message}`);
     }
     const where = (path: readonly (string | number)[]): string => {

@@ -9,6 +9,7 @@ import {
   CoreV1Api,
   KubeConfig,
 } from '@kubernetes/client-node';
+import { errorMessage } from '../errors.ts';
 
 type CreateDispatcher = (cluster: unknown, agentOptions: AgentOptions) => unknown;
 
@@ -95,5 +96,5 @@ export function apiErrorMessage(err: unknown): string {
           : '';
     return `HTTP ${err.code}${message === '' ? '' : `: ${message}`}`;
   }
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }

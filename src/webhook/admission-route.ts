@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Metrics } from '../metrics.ts';
+import type { AdmissionErrorCause, Metrics } from '../metrics.ts';
 import { allowed, allowedWithPatch, objectName, parseAdmissionReview } from './admission-review.ts';
 import type { AdmissionRequestV1, AdmissionReviewResponse, JsonPatchOp } from './admission-review.ts';
+import { errorMessage } from '../errors.ts';
 
 /** What the core decided about one admission. */
 export interface AdmitResult {
@@ -30,7 +31,7 @@ interface Outcome {
   readonly decision: string;
   readonly reason: string;
   readonly patchOps: number;
-  readonly failure?: { readonly cause: 'exception' | 'timeout'; readonly err: unknown };
+  readonly failure?: { readonly cause: AdmissionErrorCause; readonly err: unknown };
 }
 
 class AdmitDeadlineError extends Error {
@@ -115,7 +116,7 @@ async function decide(review: AdmissionRequestV1, opts: AdmissionRouteOptions): 
   } catch (err) {
     const cause = err instanceof AdmitDeadlineError ? 'timeout' : 'exception';
     controller.abort(err);
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     return {
       response: allowed(review.uid),
       decision: 'error',

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { installJsonErrors } from '../http/errors.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { errorMessage } from '../errors.ts';
 
 /** One condition for serving traffic, e.g. `{ name: 'cache', ok: () => informers.synced }`. */
 export interface ReadinessCheck {
@@ -32,7 +33,7 @@ export async function checkReadiness(checks: readonly ReadinessCheck[]): Promise
       try {
         return [check.name, (await check.ok()) ? 'ok' : 'failing'] as const;
       } catch (err) {
-        return [check.name, `failing: ${err instanceof Error ? err.message : String(err)}`] as const;
+        return [check.name, `failing: ${errorMessage(err)}`] as const;
       }
     }),
   );

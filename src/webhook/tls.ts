@@ -5,6 +5,7 @@ import { CertificateError, keyMatchesCert, parseCert } from '../certs/pki.ts';
 import type { CertificateInfo } from '../certs/pki.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { errorMessage } from '../errors.ts';
 
 export const tlsMinVersion = 'TLSv1.2';
 
@@ -39,9 +40,7 @@ export function validateTlsMaterial(material: TlsMaterial): LoadedTlsMaterial {
   try {
     createSecureContext(secureContextOptions(material));
   } catch (err) {
-    throw new CertificateError(
-      `OpenSSL refuses the pair: ${err instanceof Error ? err.message : String(err)}`,
-    );
+    throw new CertificateError(`OpenSSL refuses the pair: ${errorMessage(err)}`);
   }
   return { ...material, info };
 }
@@ -86,7 +85,7 @@ export class TlsFileSource implements TlsSource {
       material = validateTlsMaterial(await readPair(opts));
     } catch (err) {
       throw new CertificateError(
-        `cannot serve TLS from ${opts.certFile} and ${opts.keyFile}: ${err instanceof Error ? err.message : String(err)}`,
+        `cannot serve TLS from ${opts.certFile} and ${opts.keyFile}: ${errorMessage(err)}`,
       );
     }
     opts.logger.info(certificateFields(opts, material.info), 'serving certificate loaded');
@@ -132,7 +131,7 @@ export class TlsFileSource implements TlsSource {
     try {
       pair = await readPair(this.#opts);
     } catch (err) {
-      return this.#reject(err instanceof Error ? err.message : String(err), 'unreadable');
+      return this.#reject(errorMessage(err), 'unreadable');
     }
     if (pair.cert === this.#material.cert && pair.key === this.#material.key) {
       this.#rejected = undefined;
@@ -142,7 +141,7 @@ export class TlsFileSource implements TlsSource {
     try {
       next = validateTlsMaterial(pair);
     } catch (err) {
-      return this.#reject(err instanceof Error ? err.message : String(err), pair.cert + pair.key);
+      return this.#reject(errorMessage(err), pair.cert + pair.key);
     }
     const previous = this.#material.info;
     this.#material = next;
