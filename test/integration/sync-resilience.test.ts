@@ -2,12 +2,6 @@
 // apiserver of a private control plane stopped for 10 s while updates go on, and the leader of two
 // replicas killed. In every case each workload must end with the hash of its final configuration, as
 // `wave hash -f` computes it offline from a manifest of that final configuration.
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import t from 'tap';
 import {
   AppsV1Api,
@@ -19,12 +13,10 @@ import {
 import { parseAllDocuments } from 'yaml';
 import { clusterClients, freshNamespace, waitFor } from '../support/cluster.ts';
 import { privateCluster } from '../support/private-cluster.ts';
-import { startWave, type WaveProcess } from '../support/wave.ts';
+import { offlineHashes, startWave, type WaveProcess } from '../support/wave.ts';
 
 const hashAnnotation = 'wave.pusher.com/config-hash';
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-const mainTs = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-const run = promisify(execFile);
 /** The machine is shared and busy: a node process may take a while to start serving. */
 const startTimeoutMs = 90_000;
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -101,25 +93,10 @@ function manifest(namespace: string, children: readonly Child[], apps: readonly 
   ].join('---\n');
 }
 
-/** What `wave hash -f` (offline, from the manifest alone) says each Deployment's hash must be. */
-async function offlineHashes(text: string): Promise<Map<string, string>> {
-  const dir = await mkdtemp(join(tmpdir(), 'wave-hash-'));
-  try {
-    const file = join(dir, 'manifest.yaml');
-    await writeFile(file, text);
-    const { stdout } = await run(process.execPath, [mainTs, 'hash', '-f', file]);
-    return new Map(
-      stdout
-        .trim()
-        .split('\n')
-        .map((line) => {
-          const [id = '', hash = ''] = line.split(' ');
-          return [id.split('/').at(-1) ?? '', hash] as const;
-        }),
-    );
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+/** What `wave hash -f` (offline, from the manifest alone) says each Deployment's hash must be, by name. */
+async function hashesByName(text: string): Promise<Map<string, string>> {
+  const byId = await offlineHashes(text);
+  return new Map([...byId].map(([id, hash]) => [id.split('/').at(-1) ?? '', hash] as const));
 }
 
 /** Clients for a control plane: the shared one, or a private one. */
@@ -243,7 +220,7 @@ t.test(
       register: false,
       startTimeoutMs,
     });
-    const initial = await offlineHashes(manifest(namespace, children, apps, values));
+    const initial = await hashesByName(manifest(namespace, children, apps, values));
     await convergence(api, namespace, initial, 30_000);
 
     // 50 updates in batches of 5 fired together, a batch every ~150 ms; updates of one child are chained
@@ -287,7 +264,7 @@ t.test(
     t.ok(rolledBeforeKill > 0, 'the first wave was rolling when it was killed');
 
     t.same(await apiValues(api, namespace), values, 'the API holds the final value of every child');
-    const expected = await offlineHashes(manifest(namespace, children, apps, values));
+    const expected = await hashesByName(manifest(namespace, children, apps, values));
     t.equal(expected.size, apps.length, 'wave hash -f hashes every Deployment');
     const before = await deploymentHashes(api, namespace);
     const stale = [...expected].filter(([name, hash]) => before.get(name) !== hash).length;
@@ -342,7 +319,7 @@ t.test(
     await convergence(
       api,
       namespace,
-      await offlineHashes(manifest(namespace, cms, outageApps, values)),
+      await hashesByName(manifest(namespace, cms, outageApps, values)),
       30_000,
     );
 
@@ -390,7 +367,7 @@ t.test(
     await writer;
 
     t.same(await apiValues(api, namespace), values, 'the API holds the final value of every ConfigMap');
-    const expected = await offlineHashes(manifest(namespace, cms, outageApps, values));
+    const expected = await hashesByName(manifest(namespace, cms, outageApps, values));
     await convergence(api, namespace, expected, 60_000);
     const ms = Date.now() - lastWriteAt;
     t.pass('every Deployment carries the hash of its final configuration');
@@ -436,7 +413,7 @@ t.test(
     });
     const standby = waves.find((w) => w !== leader);
     if (standby === undefined) throw new Error('two waves expected');
-    const first = await offlineHashes(manifest(namespace, cm, leaderApps, values));
+    const first = await hashesByName(manifest(namespace, cm, leaderApps, values));
     await convergence(api, namespace, first, 30_000);
     // Over several renewals, the standby never leads while the leader lives.
     for (const deadline = Date.now() + 4_000; Date.now() < deadline;) {
@@ -461,7 +438,7 @@ t.test(
     await waitFor('the first ReplicaSet', async () => (await replicaSets()) >= 1);
     const rsBefore = await replicaSets();
     values.set('cm-a', 'two');
-    const expected = await offlineHashes(manifest(namespace, cm, leaderApps, values));
+    const expected = await hashesByName(manifest(namespace, cm, leaderApps, values));
     t.not(expected.get('web'), first.get('web'), 'the change gives a new hash');
     const changedAt = Date.now();
     await writeChild(api, namespace, child('cm-a'), 'two');

@@ -1,33 +1,11 @@
 // The webhook against the real apiserver: kubectl apply goes through a registered
 // MutatingWebhookConfiguration to a running `wave serve`, and the controller-manager rolls what it gets.
-import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { clusterClients, freshNamespace, kubectl, stays, waitFor } from '../support/cluster.ts';
-import { startWave } from '../support/wave.ts';
+import { offlineHashes, startWave } from '../support/wave.ts';
 
 const hashAnnotation = 'wave.pusher.com/config-hash';
 const gate = 'wave.pusher.com/config-missing';
-const mainTs = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-const run = promisify(execFile);
-
-/** What `wave hash -f` (offline, from the manifest alone) says each workload's hash must be. */
-async function offlineHashes(manifest: string): Promise<Map<string, string>> {
-  const dir = await mkdtemp(join(tmpdir(), 'wave-hash-'));
-  const file = join(dir, 'manifest.yaml');
-  await writeFile(file, manifest);
-  const { stdout } = await run(process.execPath, [mainTs, 'hash', '-f', file]);
-  return new Map(
-    stdout
-      .trim()
-      .split('\n')
-      .map((line) => line.split(' ') as [string, string]),
-  );
-}
 
 async function templateAnnotations(kind: string, namespace: string, name: string) {
   const object = JSON.parse(await kubectl(['-n', namespace, 'get', kind, name, '-o', 'json'])) as {

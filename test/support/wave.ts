@@ -1,19 +1,21 @@
 // Runs `wave serve` as a child process against the local control plane, the way an operator would run it
 // locally: a throwaway certificate and its own MutatingWebhookConfiguration, limited to the test's
 // namespaces so test files running side by side never see each other's wave.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { AdmissionregistrationV1Api, type V1Deployment } from '@kubernetes/client-node';
-import { createCA, createServingCert } from '../../src/certs/pki.ts';
 import { mutatePath } from '../../src/webhook/server.ts';
 import { registerWebhook, webhookConfiguration } from '../../src/webhook/registration.ts';
+import { localServingPair } from './certs.ts';
 import { clusterClients, kubeconfigPath, waitFor, type TestContext } from './cluster.ts';
 
 const mainTs = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const run = promisify(execFile);
 
 export interface WaveProcess {
   readonly configuration: string;
@@ -51,20 +53,36 @@ export interface WaveOptions {
 
 /** A CA and a serving certificate for 127.0.0.1 in a temporary directory, removed when the test ends. */
 async function localCertificate(t: TestContext): Promise<{ dir: string; caPem: string }> {
-  const now = new Date();
-  const ca = createCA({ commonName: 'wave-test-ca', validityDays: 1, now });
-  const serving = createServingCert({
-    ca,
-    dnsNames: ['localhost'],
-    ipAddresses: ['127.0.0.1'],
-    validityDays: 1,
-    now,
-  });
+  const { ca, serving } = localServingPair({ dnsNames: ['localhost'] });
   const dir = await mkdtemp(join(tmpdir(), 'wave-tls-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'tls.crt'), serving.certPem);
   await writeFile(join(dir, 'tls.key'), serving.keyPem, { mode: 0o600 });
   return { dir, caPem: ca.certPem };
+}
+
+/**
+ * What `wave hash -f` (offline, from the manifest alone) says each workload's hash must be, keyed by
+ * `Kind/namespace/name`. The manifest is written to a temporary directory, removed afterwards.
+ */
+export async function offlineHashes(manifest: string): Promise<Map<string, string>> {
+  const dir = await mkdtemp(join(tmpdir(), 'wave-hash-'));
+  try {
+    const file = join(dir, 'manifest.yaml');
+    await writeFile(file, manifest);
+    const { stdout } = await run(process.execPath, [mainTs, 'hash', '-f', file]);
+    return new Map(
+      stdout
+        .trim()
+        .split('\n')
+        .map((line) => {
+          const [id = '', hash = ''] = line.split(' ');
+          return [id, hash] as const;
+        }),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Loop flags for tests: a short debounce, and one replica leading without a Lease unless told. */

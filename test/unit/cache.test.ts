@@ -5,7 +5,6 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { childKey } from '../../src/core/objects.ts';
 import type { ChildData, ChildRef } from '../../src/core/objects.ts';
-import { consumedConfig } from '../../src/core/refs.ts';
 import type { ConsumedChild } from '../../src/core/refs.ts';
 import type { FetchedChild } from '../../src/kube/child-fetcher.ts';
 import type { WatchEvent } from '../../src/kube/watch.ts';
@@ -14,7 +13,7 @@ import { Metrics } from '../../src/metrics.ts';
 import { ConfigCache, compareVersions, newer } from '../../src/sync/config-cache.ts';
 import type { ChildChange, ChildMeta, ConfigCacheOptions } from '../../src/sync/config-cache.ts';
 import { waitFor } from '../support/cluster.ts';
-import { deployment, podSpec } from './support/workloads.ts';
+import { consumes } from './support/workloads.ts';
 
 const cm = (name: string, namespace = 'shop'): ChildRef => ({ kind: 'ConfigMap', namespace, name });
 const secret = (name: string, namespace = 'shop'): ChildRef => ({ kind: 'Secret', namespace, name });
@@ -113,19 +112,6 @@ function setup(t: Test, options: Partial<ConfigCacheOptions> = {}) {
       ?.value;
   };
   return { api, cache, changes, lines, send, sync, write, remove, gauge };
-}
-
-/** What a Deployment named `name` consumes. */
-function consumes(refs: { configMapKeys?: [string, string][]; configMaps?: string[]; secrets?: string[] }) {
-  const env = (refs.configMapKeys ?? []).map(([name, key]) => ({
-    name: `${name}_${key}`,
-    valueFrom: { configMapKeyRef: { name, key } },
-  }));
-  const envFrom = [
-    ...(refs.configMaps ?? []).map((name) => ({ configMapRef: { name } })),
-    ...(refs.secrets ?? []).map((name) => ({ secretRef: { name } })),
-  ];
-  return consumedConfig(deployment({ podSpec: podSpec({ env, envFrom }) })).children;
 }
 
 const summary = (change: ChildChange) =>

@@ -3,26 +3,12 @@
 // update costs what the workload touches, not what the index holds.
 import t from 'tap';
 import type { ChildData, ConfigMapData, SecretData } from '../../src/core/objects.ts';
-import { consumedConfig } from '../../src/core/refs.ts';
 import type { ConsumedChild } from '../../src/core/refs.ts';
 import { ConsumerIndex, consumedDataChanged, workloadKey } from '../../src/sync/reverse-index.ts';
-import { deployment, podSpec } from './support/workloads.ts';
+import { consumes } from './support/workloads.ts';
 
 const cm = (name: string, namespace = 'shop') => ({ kind: 'ConfigMap' as const, namespace, name });
 const secret = (name: string, namespace = 'shop') => ({ kind: 'Secret' as const, namespace, name });
-
-/** What a Deployment consumes: env key references and whole-object envFrom references. */
-function consumes(refs: { configMapKeys?: [string, string][]; configMaps?: string[]; secrets?: string[] }) {
-  const env = (refs.configMapKeys ?? []).map(([name, key]) => ({
-    name: `${name}_${key}`,
-    valueFrom: { configMapKeyRef: { name, key } },
-  }));
-  const envFrom = [
-    ...(refs.configMaps ?? []).map((name) => ({ configMapRef: { name } })),
-    ...(refs.secrets ?? []).map((name) => ({ secretRef: { name } })),
-  ];
-  return consumedConfig(deployment({ podSpec: podSpec({ env, envFrom }) })).children;
-}
 
 const configMapData = (
   name: string,

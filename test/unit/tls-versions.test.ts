@@ -2,20 +2,12 @@ import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { SecureVersion } from 'node:tls';
 import t from 'tap';
-import { createCA, createServingCert } from '../../src/certs/pki.ts';
 import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { buildWebhookServer } from '../../src/webhook/server.ts';
+import { localServingPair } from '../support/certs.ts';
 
-const now = new Date();
-const ca = createCA({ commonName: 'wave-test-ca', validityDays: 1, now });
-const serving = createServingCert({
-  ca,
-  dnsNames: ['wave'],
-  ipAddresses: ['127.0.0.1'],
-  validityDays: 1,
-  now,
-});
+const { ca, serving } = localServingPair();
 
 const protocolVersionAlert = { code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' };
 

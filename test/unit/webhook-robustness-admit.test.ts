@@ -4,7 +4,6 @@ import { isDeepStrictEqual } from 'node:util';
 import jsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import t from 'tap';
-import { createCA, createServingCert } from '../../src/certs/pki.ts';
 import type { ChildData } from '../../src/core/objects.ts';
 import type { ChildReader } from '../../src/kube/children.ts';
 import type { EventRecorder, EventTarget, WaveEvent } from '../../src/kube/events.ts';
@@ -13,7 +12,10 @@ import { Metrics } from '../../src/metrics.ts';
 import { sha256Hex } from '../../src/sha256.ts';
 import { createAdmit } from '../../src/webhook/admit.ts';
 import { buildHealthServer } from '../../src/webhook/health.ts';
-import { buildWebhookServer, mutatePath } from '../../src/webhook/server.ts';
+import { buildWebhookServer } from '../../src/webhook/server.ts';
+import { localServingPair } from '../support/certs.ts';
+import { inPool, nested, picker, random, send } from './support/fuzz.ts';
+import type { Answer, ReviewAnswer } from './support/fuzz.ts';
 
 /*
  * The real admission path (createAdmit, the core, the SHA-256 hasher) behind a listening HTTPS server,
@@ -33,18 +35,8 @@ const hashAnnotation = 'wave.pusher.com/config-hash';
 const gate = 'wave.pusher.com/config-missing';
 const workloadKinds = new Set(['Deployment', 'StatefulSet', 'DaemonSet']);
 
-// mulberry32: a seeded generator, so a failure reproduces.
-function random(seedValue: number): () => number {
-  let a = seedValue;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = random(seed);
-const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)] as T;
+const pick = picker(rand);
 const some = <T>(items: readonly T[]): T[] => items.filter(() => rand() < 0.3);
 /** Mostly the sane value, so the generator gets deep into the core; otherwise one of the odd ones. */
 const usually = (sane: () => unknown, odd: readonly unknown[]): unknown =>
@@ -442,12 +434,6 @@ function createRequest(uid: string, object: Record<string, unknown>): Record<str
   };
 }
 
-function nested(depth: number): unknown {
-  let value: unknown = 'leaf';
-  for (let i = 0; i < depth; i += 1) value = i % 2 === 0 ? { n: value } : [value];
-  return value;
-}
-
 /**
  * An opted-in CREATE whose container args nest `depth` deep, written as text: deeper than JSON.stringify
  * and structuredClone go. Only status, uid and allowed are checked.
@@ -545,17 +531,6 @@ function badCases(): Case[] {
 
 // ---------------------------------------------------------------------------------------------------
 // Checking one answer against the contract.
-
-interface Answer {
-  readonly status: number;
-  readonly body: string;
-}
-
-interface ReviewAnswer {
-  apiVersion?: unknown;
-  kind?: unknown;
-  response?: { uid?: unknown; allowed?: unknown; patchType?: unknown; patch?: unknown };
-}
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -688,30 +663,6 @@ function templateGates(object: unknown): unknown[] {
   return isRecord(spec) && Array.isArray(spec.schedulingGates) ? (spec.schedulingGates as unknown[]) : [];
 }
 
-function send(agent: https.Agent, port: number, body: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: `${mutatePath}?timeout=5s`,
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 /** wave_admission_total by decision, and wave_admission_errors_total, as /metrics shows them. */
 function admissionCounts(text: string): { byDecision: Map<string, number>; total: number; errors: number } {
   const byDecision = new Map<string, number>();
@@ -735,15 +686,7 @@ function admissionCounts(text: string): { byDecision: Map<string, number>; total
 t.test(
   'odd but well-formed reviews through the real admission path: allowed, clean patches, no 5xx',
   async (t) => {
-    const now = new Date();
-    const ca = createCA({ commonName: 'wave-test-ca', validityDays: 1, now });
-    const serving = createServingCert({
-      ca,
-      dnsNames: ['wave'],
-      ipAddresses: ['127.0.0.1'],
-      validityDays: 1,
-      now,
-    });
+    const { ca, serving } = localServingPair();
     const logLines: string[] = [];
     const logger = createLogger({
       level: 'info',
@@ -777,25 +720,19 @@ t.test(
     const failures: string[] = [];
     const statuses = new Map<number, number>();
     const patchedByUid = new Map<string, unknown>();
-    let next = 0;
-    const worker = async () => {
-      while (next < cases.length) {
-        const c = cases[next] as Case;
-        next += 1;
-        let answer: Answer;
-        try {
-          answer = await send(agent, port, c.body);
-        } catch (err) {
-          failures.push(`${c.name}: ${err instanceof Error ? err.message : String(err)}`);
-          continue;
-        }
-        statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
-        const checked = check(c, answer);
-        if (checked.problem !== undefined) failures.push(`${c.name} ${c.uid ?? ''}: ${checked.problem}`);
-        if (checked.patched !== undefined && c.uid !== undefined) patchedByUid.set(c.uid, checked.patched);
+    await inPool(cases, 8, async (c) => {
+      let answer: Answer;
+      try {
+        answer = await send(agent, port, c.body);
+      } catch (err) {
+        failures.push(`${c.name}: ${err instanceof Error ? err.message : String(err)}`);
+        return;
       }
-    };
-    await Promise.all(Array.from({ length: 8 }, worker));
+      statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+      const checked = check(c, answer);
+      if (checked.problem !== undefined) failures.push(`${c.name} ${c.uid ?? ''}: ${checked.problem}`);
+      if (checked.patched !== undefined && c.uid !== undefined) patchedByUid.set(c.uid, checked.patched);
+    });
 
     t.same(failures.slice(0, 10), [], `every answer is as the contract says (${failures.length} not)`);
     t.notOk(

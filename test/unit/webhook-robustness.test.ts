@@ -1,12 +1,14 @@
 import https from 'node:https';
 import tls from 'node:tls';
 import t from 'tap';
-import { createCA, createServingCert } from '../../src/certs/pki.ts';
 import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import type { JsonPatchOp } from '../../src/webhook/admission-review.ts';
 import type { Admit } from '../../src/webhook/admission-route.ts';
 import { buildWebhookServer, mutatePath } from '../../src/webhook/server.ts';
+import { localServingPair } from '../support/certs.ts';
+import { inPool, nested, picker, random, send } from './support/fuzz.ts';
+import type { Answer, ReviewAnswer } from './support/fuzz.ts';
 
 /*
  * Over a thousand generated requests, good, bad and odd, sent over real HTTPS to a listening server whose
@@ -29,18 +31,8 @@ interface Case {
   readonly uid?: string;
 }
 
-// mulberry32: a seeded generator, so a failure reproduces.
-function random(seedValue: number): () => number {
-  let a = seedValue;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = random(seed);
-const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)] as T;
+const pick = picker(rand);
 const int = (max: number) => Math.floor(rand() * max);
 
 const behaviours = new Map<string, Behaviour>();
@@ -81,12 +73,6 @@ const kinds = [
   { group: 'example.com', version: 'v1alpha1', kind: 'Wïdget' },
 ];
 const operations = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'];
-
-function nested(depth: number): unknown {
-  let value: unknown = 'leaf';
-  for (let i = 0; i < depth; i += 1) value = i % 2 === 0 ? { n: value } : [value];
-  return value;
-}
 
 // Pod-template-shaped objects with the oddities real and broken clients produce.
 function oddObject(name: string): unknown {
@@ -266,36 +252,7 @@ function generateCases(): Case[] {
   return cases;
 }
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
-function send(agent: https.Agent, port: number, c: Case): Promise<Answer> {
-  const body = typeof c.body === 'string' ? Buffer.from(c.body) : c.body;
-  const headers: Record<string, string | number> = { 'content-length': body.length };
-  if (c.contentType !== '') headers['content-type'] = c.contentType ?? 'application/json';
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      { host: '127.0.0.1', port, path: `${mutatePath}?timeout=5s`, method: 'POST', agent, headers },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-interface ReviewAnswer {
-  apiVersion?: unknown;
-  kind?: unknown;
-  response?: { uid?: unknown; allowed?: unknown; patchType?: unknown; patch?: unknown };
-}
+const sendCase = (agent: https.Agent, port: number, c: Case) => send(agent, port, c.body, c.contentType);
 
 // What is wrong with an answer, or undefined when it is what the case expects.
 function mismatch(c: Case, answer: Answer): string | undefined {
@@ -347,15 +304,7 @@ function raw(port: number, payload: string, halfClose: boolean): Promise<string>
 t.test(
   'a thousand odd requests over HTTPS: no 5xx, 400 exactly for non-reviews, allowed otherwise',
   async (t) => {
-    const now = new Date();
-    const ca = createCA({ commonName: 'wave-test-ca', validityDays: 1, now });
-    const serving = createServingCert({
-      ca,
-      dnsNames: ['wave'],
-      ipAddresses: ['127.0.0.1'],
-      validityDays: 1,
-      now,
-    });
+    const { ca, serving } = localServingPair();
     const metrics = new Metrics({ defaultMetrics: false });
     const app = buildWebhookServer({
       https: { cert: serving.certPem, key: serving.keyPem },
@@ -377,24 +326,18 @@ t.test(
     t.ok(cases.length >= 1000, `${cases.length} generated cases (seed ${seed})`);
     const failures: string[] = [];
     const statuses = new Map<number, number>();
-    let next = 0;
-    const worker = async () => {
-      while (next < cases.length) {
-        const c = cases[next] as Case;
-        next += 1;
-        let answer: Answer;
-        try {
-          answer = await send(agent, port, c);
-        } catch (err) {
-          failures.push(`${c.name}: ${err instanceof Error ? err.message : String(err)}`);
-          continue;
-        }
-        statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
-        const problem = mismatch(c, answer);
-        if (problem !== undefined) failures.push(`${c.name}: ${problem}`);
+    await inPool(cases, 16, async (c) => {
+      let answer: Answer;
+      try {
+        answer = await sendCase(agent, port, c);
+      } catch (err) {
+        failures.push(`${c.name}: ${err instanceof Error ? err.message : String(err)}`);
+        return;
       }
-    };
-    await Promise.all(Array.from({ length: 16 }, worker));
+      statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+      const problem = mismatch(c, answer);
+      if (problem !== undefined) failures.push(`${c.name}: ${problem}`);
+    });
 
     t.same(failures.slice(0, 20), [], `every answer is as expected (${failures.length} not)`);
     t.notOk(
@@ -432,7 +375,7 @@ t.test(
     );
 
     const after = validCase('after the storm');
-    const answer = await send(agent, port, after);
+    const answer = await sendCase(agent, port, after);
     t.equal(mismatch(after, answer), undefined, 'the server still answers afterwards');
   },
 );

@@ -1,6 +1,8 @@
 /** Builds workload objects for tests: a Deployment in namespace "shop" unless told otherwise. */
 import { parseWorkload } from '../../../src/core/objects.ts';
 import type { Workload } from '../../../src/core/objects.ts';
+import { consumedConfig } from '../../../src/core/refs.ts';
+import type { ConsumedChild } from '../../../src/core/refs.ts';
 
 export interface DeploymentOptions {
   readonly namespace?: string;
@@ -45,4 +47,26 @@ export function podSpec(
   rest: Record<string, unknown> = {},
 ): Record<string, unknown> {
   return { containers: [{ name: 'web', image: 'web:1', ...container }], ...rest };
+}
+
+export interface ConsumedRefs {
+  /** [ConfigMap name, key] pairs read through env configMapKeyRef. */
+  readonly configMapKeys?: readonly (readonly [string, string])[];
+  /** ConfigMaps read whole through envFrom. */
+  readonly configMaps?: readonly string[];
+  /** Secrets read whole through envFrom. */
+  readonly secrets?: readonly string[];
+}
+
+/** What a Deployment consumes: env key references and whole-object envFrom references. */
+export function consumes(refs: ConsumedRefs): readonly ConsumedChild[] {
+  const env = (refs.configMapKeys ?? []).map(([name, key]) => ({
+    name: `${name}_${key}`,
+    valueFrom: { configMapKeyRef: { name, key } },
+  }));
+  const envFrom = [
+    ...(refs.configMaps ?? []).map((name) => ({ configMapRef: { name } })),
+    ...(refs.secrets ?? []).map((name) => ({ secretRef: { name } })),
+  ];
+  return consumedConfig(deployment({ podSpec: podSpec({ env, envFrom }) })).children;
 }
