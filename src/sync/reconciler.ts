@@ -87,7 +87,11 @@ export class Reconciler {
    * Per workload, a fingerprint of each consumed object's data at its last complete reconcile, so the
    * ConfigChanged Event names the objects whose consumed data really changed, not every trigger.
    */
-  readonly #fingerprints = new Map<string, Map<string, string>>();
+  /** Per workload: the hash its fingerprints were read off, and the fingerprints. */
+  readonly #fingerprints = new Map<
+    string,
+    { readonly hash: string; readonly byChild: Map<string, string> }
+  >();
   /**
    * The hash wave last wrote per workload and the resourceVersion that write produced. Until the watch
    * delivers that version, the cached workload still shows the old hash; another event for it in that
@@ -133,9 +137,11 @@ export class Reconciler {
         return { outcome: 'unchanged' };
       }
     }
-    const before = this.#fingerprints.get(key);
-    if (result.complete && consumed !== undefined) {
-      this.#fingerprints.set(key, fingerprints(result.hashInput, workload.metadata.namespace));
+    const before = this.#fingerprints.get(key)?.byChild;
+    // Read off the hash input only when the hash moved: a resync that changes nothing parses nothing.
+    if (result.complete && consumed !== undefined && this.#fingerprints.get(key)?.hash !== result.hash) {
+      const byChild = fingerprints(result.hashInput, workload.metadata.namespace);
+      this.#fingerprints.set(key, { hash: result.hash, byChild });
     }
     switch (plan.action) {
       case 'none':
@@ -164,7 +170,8 @@ export class Reconciler {
         this.#written.set(key, { hash: plan.to, resourceVersion: await this.#patch(workload, plan.patch) });
         this.#reportedMissing.delete(key);
         this.#o.metrics.rollouts.inc({ kind: workload.kind });
-        const why = changedObjects(before, this.#fingerprints.get(key)) ?? describeTriggers(triggers);
+        const why =
+          changedObjects(before, this.#fingerprints.get(key)?.byChild) ?? describeTriggers(triggers);
         const message = `${why} changed: config hash ${short(plan.from)} → ${short(plan.to)}`;
         logger.info({ ...log, from: plan.from, to: plan.to, triggers: [...triggers] }, message);
         this.#event(workload, 'Normal', 'ConfigChanged', message);
