@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,10 @@ import type { KubeClients } from '../src/kube/client.ts';
 import { KubeTransport } from '../src/kube/transport.ts';
 import { Reflector } from '../src/kube/watch.ts';
 import type { ResourceType } from '../src/kube/watch.ts';
+import { errorMessage } from '../src/errors.ts';
 import { createLogger } from '../src/log.ts';
+import { percentiles } from './load.ts';
+import { loadAverage, table } from './report.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 
@@ -101,15 +104,9 @@ const deploymentsResource: ResourceType = {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function load(): string {
-  return loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ');
-}
-
 function uptime(): string {
   const out = spawnSync('uptime', [], { encoding: 'utf8' });
-  return out.status === 0 ? out.stdout.trim() : `load average: ${load()}`;
+  return out.status === 0 ? out.stdout.trim() : `load average: ${loadAverage()}`;
 }
 
 function say(line: string): void {
@@ -129,20 +126,6 @@ const fmtMs = (value: number) =>
         ? value.toFixed(1)
         : value.toFixed(0);
 const mib = (bytes: number) => (Number.isNaN(bytes) ? '-' : `${(bytes / 1024 / 1024).toFixed(1)} MiB`);
-
-/** Nearest rank. */
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(rank, sorted.length) - 1] ?? NaN;
-}
-
-function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const format = (cells: readonly string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
-  return [format(header), ...rows.map(format)].join('\n');
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -183,7 +166,9 @@ async function pool(
       const now = performance.now();
       if (now - lastReport > 5000) {
         lastReport = now;
-        progress(`${what}: ${done}/${n} (${(done / ((now - start) / 1000)).toFixed(0)}/s, load ${load()})`);
+        progress(
+          `${what}: ${done}/${n} (${(done / ((now - start) / 1000)).toFixed(0)}/s, load ${loadAverage()})`,
+        );
       }
     }
   };
@@ -537,13 +522,12 @@ interface Run {
 async function latency(run: Run): Promise<void> {
   const { kube, namespace, o, signal } = run;
   const rows: string[][] = [];
-  const notes: string[] = [];
   for (const debounceText of o.debounces) {
     const debounceMs = parseDuration(debounceText);
     const suffix = `d${debounceMs}`;
     const cmName = `latency-config-${suffix}`;
     const deployName = `latency-app-${suffix}`;
-    const loadBefore = load();
+    const loadBefore = loadAverage();
     const wave = await startWave(run.kubeconfig, namespace, debounceText, o);
     const watch = new HashWatch(kube, namespace);
     try {
@@ -584,19 +568,20 @@ async function latency(run: Run): Promise<void> {
       const metrics = await scrape(wave);
       const rollouts = sum(metrics, 'wave_rollouts_total') - rolloutsBefore;
       const sorted = [...samples].sort((a, b) => a - b);
+      const pct = percentiles(Float64Array.from(sorted));
       rows.push([
         debounceText,
         String(samples.length),
-        fmtMs(percentile(sorted, 50)),
-        fmtMs(percentile(sorted, 90)),
-        fmtMs(percentile(sorted, 99)),
+        fmtMs(pct.p50),
+        fmtMs(pct.p90),
+        fmtMs(pct.p99),
         fmtMs(sorted.at(-1) ?? NaN),
         fmtMs(sorted.length === 0 ? NaN : sorted.reduce((a, b) => a + b, 0) / sorted.length),
         String(timeouts),
         String(rollouts),
         `${watch.changes - changesBefore}/${watch.revisits - revisitsBefore}`,
         fmtMs(readyMs),
-        `${loadBefore} → ${load()}`,
+        `${loadBefore} → ${loadAverage()}`,
       ]);
     } finally {
       await watch.stop();
@@ -622,7 +607,6 @@ async function latency(run: Run): Promise<void> {
       rows,
     ),
   );
-  for (const note of notes) say(note);
   say(
     'latency: from the API response to the ConfigMap update until this process\'s watch sees the Deployment\'s new config-hash (1 Deployment, replicas 1, one consumed ConfigMap via envFrom); "rollouts": wave_rollouts_total over the updates; "changes/flaps": hash changes the watch saw / of them back to an earlier hash (both should be updates/0)',
   );
@@ -633,7 +617,7 @@ async function fanout(run: Run): Promise<void> {
   const n = o.deployments === 0 ? 1000 : o.deployments;
   const cmName = 'fanout-config';
   const kcm = quietControllerManager(run);
-  const loadBefore = load();
+  const loadBefore = loadAverage();
   const wave = await startWave(run.kubeconfig, namespace, `${o.debounce}ms`, o);
   const watch = new HashWatch(kube, namespace);
   try {
@@ -667,7 +651,7 @@ async function fanout(run: Run): Promise<void> {
     const metricsBefore = await scrape(wave);
     const changesBefore = watch.changes;
     const revisitsBefore = watch.revisits;
-    const loadAtUpdate = load();
+    const loadAtUpdate = loadAverage();
     await kube.core.replaceNamespacedConfigMap({
       name: cmName,
       namespace,
@@ -697,6 +681,7 @@ async function fanout(run: Run): Promise<void> {
     const rollouts = sum(metricsAfter, 'wave_rollouts_total') - sum(metricsBefore, 'wave_rollouts_total');
     const finalHashes = stamped();
     const sorted = [...changedAt].sort((a, b) => a - b);
+    const pct = percentiles(Float64Array.from(sorted));
     say(
       table(
         [
@@ -719,8 +704,8 @@ async function fanout(run: Run): Promise<void> {
             String(n),
             `${o.debounce}ms`,
             fmtMs(sorted[0] ?? NaN),
-            fmtMs(percentile(sorted, 50)),
-            fmtMs(percentile(sorted, 90)),
+            fmtMs(pct.p50),
+            fmtMs(pct.p90),
             fmtMs(allMs),
             ((n / Math.max(1, allMs - (sorted[0] ?? 0))) * 1000).toFixed(0),
             String(rollouts),
@@ -728,7 +713,7 @@ async function fanout(run: Run): Promise<void> {
             String(finalHashes.size),
             (createMs / 1000).toFixed(1),
             fmtMs(readyMs),
-            `${loadAtUpdate} → ${load()}`,
+            `${loadAtUpdate} → ${loadAverage()}`,
           ],
         ],
       ),
@@ -751,12 +736,18 @@ async function memory(run: Run): Promise<void> {
     throw new UsageError('memory: --deployments needs as many small ConfigMaps and small Secrets');
   }
   const kcm = quietControllerManager(run);
-  const loadBefore = load();
+  const loadBefore = loadAverage();
   const cmName = (i: number) => `config-${String(i).padStart(5, '0')}`;
   const secretName = (i: number) => `secret-${String(i).padStart(5, '0')}`;
   const phases: string[][] = [];
   const phase = (what: string, ms: number, count: number) => {
-    phases.push([what, String(count), (ms / 1000).toFixed(1), (count / (ms / 1000)).toFixed(0), load()]);
+    phases.push([
+      what,
+      String(count),
+      (ms / 1000).toFixed(1),
+      (count / (ms / 1000)).toFixed(0),
+      loadAverage(),
+    ]);
   };
   phase(
     `ConfigMaps (small)`,
@@ -853,7 +844,7 @@ async function memory(run: Run): Promise<void> {
     return count;
   };
   const preStamped = n - unstamped();
-  const loadAtStart = load();
+  const loadAtStart = loadAverage();
   const wave = await startWave(run.kubeconfig, namespace, `${o.debounce}ms`, o);
   try {
     const readyMs = await waitReady(wave, o, signal);
@@ -891,7 +882,7 @@ async function memory(run: Run): Promise<void> {
         ['wave', 'value', 'load avg (1/5/15 min)'],
         [
           ['process start → /readyz 200', `${fmtMs(readyMs)} ms`, ''],
-          [`process start → all ${n} Deployments stamped`, `${fmtMs(stampedMs)} ms`, load()],
+          [`process start → all ${n} Deployments stamped`, `${fmtMs(stampedMs)} ms`, loadAverage()],
           ['stamped by the webhook/earlier (should be 0)', String(preStamped), ''],
           ['wave_rollouts_total', String(sum(metrics, 'wave_rollouts_total')), ''],
           ['process_resident_memory_bytes at ready', mib(readyRss), ''],
@@ -927,7 +918,13 @@ async function main(): Promise<number> {
     if (!o.help && !['latency', 'fanout', 'memory'].includes(o.scenario)) {
       throw new UsageError(`--scenario is latency, fanout or memory, not "${o.scenario}"`);
     }
-    for (const d of o.debounces) parseDuration(d);
+    for (const d of o.debounces) {
+      try {
+        parseDuration(d);
+      } catch (err) {
+        throw new UsageError(`--debounces: ${errorMessage(err)}`);
+      }
+    }
     if (o.concurrency < 1) throw new UsageError('--concurrency must be at least 1');
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;

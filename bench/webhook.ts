@@ -3,7 +3,7 @@
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { createCA, createServingCert } from '../src/certs/pki.ts';
@@ -15,6 +15,7 @@ import type { KubeClients } from '../src/kube/client.ts';
 import { mutatePath } from '../src/webhook/server.ts';
 import { benchChildren, expectedHash, reviewTemplate } from './fixtures.ts';
 import { runLoad } from './load.ts';
+import { loadAverage, table as textTable } from './report.ts';
 import type { LoadResult } from './load.ts';
 import type { ChildMode, ParentMessage, StartMessage, TargetMessage, TargetName } from './webhook-target.ts';
 
@@ -259,16 +260,7 @@ function table(rows: readonly Measured[], o: Options): string {
       `${((load.clientCpuMicros / 1000 / o.duration) * 100).toFixed(0)}%`,
     ];
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
-  const format = (cells: readonly string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
-  return [format(header), ...lines.map(format)].join('\n');
-}
-
-function load(): string {
-  return loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ');
+  return textTable(header, lines);
 }
 
 async function main(): Promise<number> {
@@ -324,7 +316,7 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  const loadBefore = load();
+  const loadBefore = loadAverage();
   const { before, after } = reviewTemplate(namespace);
   process.stdout.write(
     [
@@ -367,7 +359,7 @@ async function main(): Promise<number> {
       `wave's metrics: ${wave.admissions} admissions answered (warm-up included), ${wave.failedOpen} failed open\n`,
     );
   }
-  process.stdout.write(`load average ${load()} after the run\n`);
+  process.stdout.write(`load average ${loadAverage()} after the run\n`);
   for (const row of rows) {
     if (row.load.warmupErrors > 0) {
       process.stdout.write(`${row.target}: ${row.load.warmupErrors} errors during the warm-up\n`);
