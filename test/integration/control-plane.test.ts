@@ -14,6 +14,37 @@ import { privateCluster } from '../support/private-cluster.ts';
 const clusterScript = fileURLToPath(new URL('../cluster/cluster.sh', import.meta.url));
 const run = promisify(execFile);
 
+/** Signal 0 reaches the process: it exists. */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Something listens on 127.0.0.1:port: listening there ourselves fails. */
+async function isBusy(port: number): Promise<boolean> {
+  const server = createServer();
+  const free = await new Promise<boolean>((resolve) => {
+    server.once('error', () => {
+      resolve(false);
+    });
+    server.listen(port, '127.0.0.1', () => {
+      resolve(true);
+    });
+  });
+  if (free) await new Promise((resolve) => server.close(resolve));
+  return !free;
+}
+
+async function busyPorts(ports: readonly number[]): Promise<number[]> {
+  const busy: number[] = [];
+  for (const port of ports) if (await isBusy(port)) busy.push(port);
+  return busy;
+}
+
 function deployment(name: string): V1Deployment {
   return {
     metadata: { name },
@@ -76,7 +107,12 @@ t.test('a Deployment gets a ReplicaSet and a Running pod, and a template change 
   const secondHash = second?.metadata?.labels?.['pod-template-hash'];
   t.not(secondHash, firstHash, 'the new ReplicaSet has a new pod-template-hash');
   const newPod = await waitFor('a Running pod of the second ReplicaSet', () => runningPod(secondHash));
-  t.equal(newPod.status?.phase, 'Running', 'kwok runs the new pod');
+  t.equal(newPod.spec?.nodeName, 'kwok-node-0', 'kwok runs the new pod, bound to the kwok node');
+  t.equal(
+    newPod.metadata?.ownerReferences?.[0]?.name,
+    second?.metadata?.name,
+    'the new pod belongs to the new ReplicaSet',
+  );
   await waitFor('the first ReplicaSet scaled to zero', async () => {
     const rs = await apps.readNamespacedReplicaSet({ name: first.metadata?.name ?? '', namespace });
     return rs.status?.replicas === 0;
@@ -103,29 +139,10 @@ t.test('cluster.sh down stops every process it started and frees every port', as
   ];
   t.equal(pids.length, 5, 'five components ran');
   t.ok(ports.length >= 6, `it listened on ${ports.length} ports`);
+  // Before: every recorded process is alive and every port taken, so the checks after down can fail.
+  t.same(pids.filter(isAlive), pids, 'every recorded process is running before down');
+  t.same(await busyPorts(ports), ports, 'every recorded port is listening before down');
   await run('bash', [clusterScript, 'down'], { env: { ...process.env, WAVE_CLUSTER_DIR: cluster.dir } });
-  const alive = pids.filter((pid) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-  t.same(alive, [], 'no process left');
-  const busy: number[] = [];
-  for (const port of ports) {
-    const server = createServer();
-    const free = await new Promise<boolean>((resolve) => {
-      server.once('error', () => {
-        resolve(false);
-      });
-      server.listen(port, '127.0.0.1', () => {
-        resolve(true);
-      });
-    });
-    if (free) await new Promise((resolve) => server.close(resolve));
-    else busy.push(port);
-  }
-  t.same(busy, [], 'no port left listening');
+  t.same(pids.filter(isAlive), [], 'no process left');
+  t.same(await busyPorts(ports), [], 'no port left listening');
 });

@@ -17,9 +17,16 @@ import {
 import { stringify } from 'yaml';
 import { mutatePath } from '../../src/webhook/server.ts';
 import { optInCondition, webhookConfiguration } from '../../src/webhook/registration.ts';
-import { clusterClients, freshNamespace, kubeconfigPath, kubectl, waitFor } from '../support/cluster.ts';
+import {
+  clusterClients,
+  freshNamespace,
+  kubeconfigPath,
+  kubectl,
+  stays,
+  waitFor,
+} from '../support/cluster.ts';
 import { find, installCrds, renderKustomize as render, serverDryRun, toYaml } from '../support/manifests.ts';
-import { startWave } from '../support/wave.ts';
+import { offlineHashes, startWave } from '../support/wave.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 // `kubectl apply -k manifests/`, as the README says (manifests/kustomization.yaml is the base).
@@ -201,7 +208,13 @@ await t.test('applied for real: the hardened pods pass the restricted Pod Securi
     },
     { timeoutMs: 60_000, intervalMs: 500 },
   );
-  t.equal(pods.length, 2, 'two replicas, admitted into a namespace that enforces "restricted"');
+  t.equal(pods.length, 2, 'two replicas created');
+  const live = await core.readNamespace({ name: waveNamespace });
+  t.equal(
+    live.metadata?.labels?.['pod-security.kubernetes.io/enforce'],
+    'restricted',
+    'admitted into a namespace that enforces "restricted"',
+  );
   for (const pod of pods) {
     t.equal(pod.spec?.serviceAccountName, 'wave', 'runs as ServiceAccount wave');
     t.equal(pod.spec?.securityContext?.runAsUser, undefined, 'no fixed UID (OpenShift assigns one)');
@@ -332,11 +345,11 @@ await t.test('the overlays render and the apiserver accepts them', async (t) => 
 // ---------------------------------------------------------------------------------------------------------
 // wave serve under the manifests' ServiceAccount.
 
-const consumer = (namespace: string) => `
+const consumer = (namespace: string, logLevel = 'info') => `
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: settings, namespace: ${namespace}}
-data: {LOG_LEVEL: info}
+data: {LOG_LEVEL: ${logLevel}}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -366,9 +379,19 @@ async function replicaSets(namespace: string): Promise<number> {
   return (await clusterClients().apps.listNamespacedReplicaSet({ namespace })).items.length;
 }
 
+/** What `wave hash -f` says the consumer Deployment's hash must be with that LOG_LEVEL. */
+async function offlineHash(namespace: string, logLevel?: string): Promise<string> {
+  const id = `Deployment/${namespace}/app`;
+  const hash = (await offlineHashes(consumer(namespace, logLevel))).get(id);
+  if (hash === undefined) throw new Error(`wave hash -f printed no hash for ${id}`);
+  return hash;
+}
+
+const changedLogLevel = 'debug';
+
 async function changeSettings(namespace: string): Promise<void> {
   await clusterClients().core.patchNamespacedConfigMap(
-    { name: 'settings', namespace, body: { data: { LOG_LEVEL: 'debug' } } },
+    { name: 'settings', namespace, body: { data: { LOG_LEVEL: changedLogLevel } } },
     mergePatch,
   );
 }
@@ -392,7 +415,7 @@ await t.test('as ServiceAccount wave, a ConfigMap change rolls the Deployment co
 
   await kubectl(['apply', '-f', '-'], consumer(namespace));
   const before = await templateHash(namespace);
-  t.ok(before, 'stamped at creation by the webhook');
+  t.equal(before, await offlineHash(namespace), 'stamped at creation by the webhook');
   await waitFor('the first ReplicaSet', async () => (await replicaSets(namespace)) === 1);
 
   await changeSettings(namespace);
@@ -404,11 +427,16 @@ await t.test('as ServiceAccount wave, a ConfigMap change rolls the Deployment co
     },
     { timeoutMs: 30_000, intervalMs: 200 },
   );
-  t.not(after, before, 'a new hash');
+  t.equal(
+    after,
+    await offlineHash(namespace, changedLogLevel),
+    'a new hash: that of the changed configuration',
+  );
   await waitFor('a second ReplicaSet', async () => (await replicaSets(namespace)) === 2, {
     timeoutMs: 30_000,
   });
-  t.equal(await replicaSets(namespace), 2, 'the Deployment rolled');
+  await stays('the ReplicaSets', 2000, () => replicaSets(namespace), 2);
+  t.pass('the Deployment rolled, once');
   t.notMatch(wave.output(), /HTTP 403/, 'no request of wave was forbidden');
 });
 

@@ -3,13 +3,20 @@
 import t from 'tap';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { clusterClients, freshNamespace, kubectl, stays, waitFor } from '../support/cluster.ts';
-import { fastLoop, startWave } from '../support/wave.ts';
+import { fastLoop, offlineHashes, startWave } from '../support/wave.ts';
 
 const hashAnnotation = 'wave.pusher.com/config-hash';
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 type Kind = 'Deployment' | 'StatefulSet' | 'DaemonSet';
 
-function manifest(namespace: string, kind: Kind, name: string): string {
+/** The consumed values of the manifest; the defaults are what it is applied with. */
+interface Values {
+  logLevel?: string;
+  password?: string;
+}
+
+function manifest(namespace: string, kind: Kind, name: string, values: Values = {}): string {
+  const { logLevel = 'info', password = 'one' } = values;
   const extra =
     kind === 'StatefulSet'
       ? `serviceName: ${name}\n  replicas: 1`
@@ -20,12 +27,12 @@ function manifest(namespace: string, kind: Kind, name: string): string {
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: settings, namespace: ${namespace}}
-data: {LOG_LEVEL: info, UNUSED_BY_VOLUME: "x"}
+data: {LOG_LEVEL: ${logLevel}, UNUSED_BY_VOLUME: "x"}
 ---
 apiVersion: v1
 kind: Secret
 metadata: {name: credentials, namespace: ${namespace}}
-stringData: {password: one, other: nobody-reads-this}
+stringData: {password: ${password}, other: nobody-reads-this}
 ---
 apiVersion: apps/v1
 kind: ${kind}
@@ -46,6 +53,14 @@ spec:
             - {name: LOG_LEVEL, valueFrom: {configMapKeyRef: {name: settings, key: LOG_LEVEL}}}
             - {name: PASSWORD, valueFrom: {secretKeyRef: {name: credentials, key: password}}}
 `;
+}
+
+/** What `wave hash -f` (offline, from the manifest alone) says the workload's hash must be. */
+async function offlineHash(manifest: string, kind: Kind, namespace: string, name: string): Promise<string> {
+  const id = `${kind}/${namespace}/${name}`;
+  const hash = (await offlineHashes(manifest)).get(id);
+  if (hash === undefined) throw new Error(`wave hash -f printed no hash for ${id}`);
+  return hash;
 }
 
 async function templateHash(kind: Kind, namespace: string, name: string): Promise<string | undefined> {
@@ -95,7 +110,11 @@ for (const [kind, child] of [
       await startWave(t, { namespaces: [namespace], args: fastLoop });
       await kubectl(['apply', '-f', '-'], manifest(namespace, kind, 'app'));
       const before = await templateHash(kind, namespace, 'app');
-      t.ok(before, 'stamped at creation');
+      t.equal(
+        before,
+        await offlineHash(manifest(namespace, kind, 'app'), kind, namespace, 'app'),
+        'stamped at creation with the hash of the initial configuration',
+      );
       await waitFor('the first pods to run', () => rolledOut(kind, namespace, 'app'), { timeoutMs: 60_000 });
       const revisionsBefore = await revisionCount(kind, namespace);
 
@@ -115,7 +134,12 @@ for (const [kind, child] of [
         const hash = await templateHash(kind, namespace, 'app');
         return hash !== before ? hash : undefined;
       });
-      t.not(after, before, 'the hash changed');
+      const changed = child === 'ConfigMap' ? { logLevel: 'debug' } : { password: 'two' };
+      t.equal(
+        after,
+        await offlineHash(manifest(namespace, kind, 'app', changed), kind, namespace, 'app'),
+        'the new hash is the one of the changed configuration',
+      );
       await waitFor(
         'a new revision',
         async () => (await revisionCount(kind, namespace)) === revisionsBefore + 1,
@@ -129,9 +153,9 @@ for (const [kind, child] of [
       );
       t.pass('rolled out');
       const events = await core.listNamespacedEvent({ namespace });
-      const changed = events.items.find((e) => e.reason === 'ConfigChanged');
+      const changedEvent = events.items.find((e) => e.reason === 'ConfigChanged');
       t.match(
-        changed?.message,
+        changedEvent?.message,
         new RegExp(`${child} ${namespace}/(settings|credentials) changed`),
         'the Event names the change',
       );
@@ -261,5 +285,19 @@ t.test('what happened while wave was down is caught up when it starts', async (t
     const hash = await templateHash('Deployment', namespace, 'app');
     return hash !== stamped ? hash : undefined;
   });
-  t.not(caughtUp, stamped, 'the change made while wave was down rolled at start');
+  t.equal(
+    stamped,
+    await offlineHash(manifest(namespace, 'Deployment', 'app'), 'Deployment', namespace, 'app'),
+    'the first wave stamped the hash of the initial configuration',
+  );
+  t.equal(
+    caughtUp,
+    await offlineHash(
+      manifest(namespace, 'Deployment', 'app', { logLevel: 'error' }),
+      'Deployment',
+      namespace,
+      'app',
+    ),
+    'the change made while wave was down rolled at start: the hash of the changed configuration',
+  );
 });

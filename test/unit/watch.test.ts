@@ -21,6 +21,8 @@ async function harness(
   t: Test,
   respond: Responder,
   options: Partial<Omit<ReflectorOptions<Item>, 'transport' | 'handler' | 'transform' | 'logger'>> = {},
+  /** Called after each delivered event is recorded, from inside the reflector's handler. */
+  onEvent?: (event: WatchEvent<Item>) => void,
 ) {
   const server = await FakeApiServer.start(respond);
   const lines: { level: string; msg: string }[] = [];
@@ -45,7 +47,10 @@ async function harness(
       resourceVersion: identity.resourceVersion,
       data: raw['data'],
     }),
-    handler: (event) => events.push(event),
+    handler: (event) => {
+      events.push(event);
+      onEvent?.(event);
+    },
     logger,
     metrics,
   });
@@ -459,21 +464,39 @@ t.test('metadataOnly asks for the PartialObjectMetadata projection', async (t) =
 
 t.test('stop() ends an open watch at once, logs nothing and delivers nothing more', async (t) => {
   const streams: WatchStream[] = [];
+  // stop() is called by the handler of the first of two events that arrive in one chunk: the second is
+  // parsed in the same tick, after stop(), and must not be delivered.
+  let stopping: Promise<void> | undefined;
+  let started = 0;
   const h = await harness(
     t,
     listThenWatch(() => listPage([configMap('a', '1')], '10'), streams),
+    {},
+    (event) => {
+      if (event.type === 'added' && event.object.name === 'b') {
+        started = performance.now();
+        stopping = h.reflector.stop();
+      }
+    },
   );
   h.reflector.start();
   await until('the watch', () => streams.length === 1);
   const linesBefore = h.lines.length;
-  const started = performance.now();
-  await h.reflector.stop();
+  streams[0]?.raw(
+    `${JSON.stringify({ type: 'ADDED', object: configMap('b', '11') })}\n` +
+      `${JSON.stringify({ type: 'ADDED', object: configMap('late', '12') })}\n`,
+  );
+  await until('stop() to be called', () => stopping !== undefined);
+  await stopping;
   t.ok(performance.now() - started < 200, 'stop() resolved promptly');
   await streams[0]?.closed;
-  streams[0]?.event('ADDED', configMap('late', '11'));
   await new Promise((resolve) => setTimeout(resolve, 50));
 
-  t.same(h.events.map(describe), ['added a@1', 'synced initial 1'], 'no event after stop');
+  t.same(
+    h.events.map(describe),
+    ['added a@1', 'synced initial 1', 'added b@11'],
+    'no event after stop, not even one already received',
+  );
   t.same(h.lines.slice(linesBefore), [], 'nothing logged: no error, no restart');
   t.equal(await h.restarts('error'), 0);
   t.equal(h.server.watches.length, 1, 'no reconnect');
