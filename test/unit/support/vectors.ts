@@ -1,4 +1,4 @@
-/** Loads the shared config-hash vectors (../shared beside the repository) the way a cluster would hold them. */
+/** Loads the config-hash vectors (test/vectors/config-hash) the way a cluster would hold them. */
 import { readdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
@@ -6,7 +6,7 @@ import type { Hasher } from '../../../src/core/hash.ts';
 import { childLookupFrom, parseConfigMap, parseSecret, parseWorkload } from '../../../src/core/objects.ts';
 import type { ChildData, ChildLookup, Workload } from '../../../src/core/objects.ts';
 
-export const vectorsDir = new URL('../../../../shared/vectors/config-hash/', import.meta.url);
+export const vectorsDir = new URL('../../vectors/config-hash/', import.meta.url);
 
 export interface Expected {
   readonly workload: string;
