@@ -2,8 +2,12 @@
 # devDependency), whatever node the machine has.
 SHELL := /bin/bash
 NPM := npm --loglevel=error
+# The Kubernetes release of the local control plane: a minor with a module under test/cluster/k8s/, or
+# newest (the default) or oldest, e.g. make test KUBE=1.34. The build cache keys on it.
+KUBE ?= newest
+export KUBE
 
-.PHONY: all build lint format test test-unit test-integration certs cluster-build cluster-up cluster-down cluster-status clean
+.PHONY: all build lint format test test-unit test-integration test-api certs cluster-build cluster-up cluster-down cluster-status clean
 
 all: build
 
@@ -29,6 +33,10 @@ test-unit: node_modules/.package-lock.json
 
 test-integration: node_modules/.package-lock.json
 	bash test/run.sh integration
+
+# The integration tests that touch the Kubernetes API surface; CI runs them on KUBE=oldest too.
+test-api: node_modules/.package-lock.json
+	bash test/run.sh api
 
 # A local CA and serving certificate in webhook-certs/ (webhook-certs/README.md); run again, it keeps
 # them, renews them when due and repairs broken files.

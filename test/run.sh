@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs the tap suites: `unit`, `integration` or `all`. Integration tests get a control plane of their own
-# in .local/test-cluster (never the one `make up` / `make demo` runs wave in, whose wave would act on the
-# tests' workloads too): started for the run and stopped afterwards, unless it was already up.
+# Runs the tap suites: `unit`, `integration`, `all`, or `api`: the integration tests that touch the
+# Kubernetes API surface wave depends on (webhook registration and matchConditions, admission, scheduling
+# gates, the sync loop's rollouts, install and the chart), which CI also runs on the oldest supported
+# release (KUBE=oldest). Integration tests get a control plane of their own in .local/test-cluster (never
+# the one `make up` / `make demo` runs wave in, whose wave would act on the tests' workloads too): started
+# for the run and stopped afterwards, unless it was already up. KUBE selects its release (test/cluster/kube.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -9,8 +12,12 @@ suite=${1:-all}
 case "$suite" in
   unit) paths=('test/unit/**/*.test.ts') ;;
   integration) paths=('test/integration/**/*.test.ts') ;;
+  api)
+    paths=()
+    for f in control-plane webhook sync install helm; do paths+=("test/integration/$f.test.ts"); done
+    ;;
   all) paths=('test/**/*.test.ts') ;;
-  *) echo "usage: test/run.sh unit|integration|all" >&2; exit 2 ;;
+  *) echo "usage: [KUBE=1.37|1.34|newest|oldest] test/run.sh unit|integration|api|all" >&2; exit 2 ;;
 esac
 
 export WAVE_CLUSTER_DIR=${WAVE_CLUSTER_DIR:-$PWD/.local/test-cluster}

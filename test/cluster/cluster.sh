@@ -10,10 +10,13 @@
 #   cluster.sh start <component>  start it again with the same flags and ports
 #
 # WAVE_CLUSTER_DIR=<dir> puts a second control plane's state, logs and kubeconfig in <dir>.
+# KUBE=<minor>|newest|oldest chooses the Kubernetes release (kube.sh); newest by default.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=kube.sh
+. "$here/kube.sh"
 # WAVE_CLUSTER_DIR runs a second, private control plane (tests that restart the apiserver use one).
 local_dir=${WAVE_CLUSTER_DIR:-$root/.local}
 state=$local_dir/cluster
@@ -97,14 +100,19 @@ save_commands() {
   local etcd_port etcd_peer api_port kcm_port sched_port kwok_port
   read -r etcd_port etcd_peer api_port kcm_port sched_port kwok_port <<<"$(free_ports 6)"
   local pki=$state/pki
+  # The binaries themselves, not .local/bin's links: a restarted component stays on the release it ran,
+  # whatever build.sh linked since. The multi-call binary takes the component as its first argument.
+  local k8s kwok
+  k8s=$(readlink -f "$bin/kubectl")
+  kwok=$(readlink -f "$bin/kwok")
   printf '%s\n' "$api_port" >"$state/apiserver.port"
   save() { local name=$1; shift; printf '%q ' "$@" >"$state/$name.cmd"; }
-  save etcd "$bin/etcd" --name wave-local --data-dir "$state/etcd" \
+  save etcd "$k8s" etcd --name wave-local --data-dir "$state/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
     --initial-cluster "wave-local=http://127.0.0.1:$etcd_peer" --listen-metrics-urls "" \
     --unsafe-no-fsync --log-level warn --quota-backend-bytes 8589934592
-  save kube-apiserver "$bin/kube-apiserver" \
+  save kube-apiserver "$k8s" kube-apiserver \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
@@ -115,18 +123,18 @@ save_commands() {
     --service-cluster-ip-range 10.0.0.0/24 --endpoint-reconciler-type none \
     --enable-admission-plugins MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
     --allow-privileged --profiling=false --v 1
-  save kube-controller-manager "$bin/kube-controller-manager" \
+  save kube-controller-manager "$k8s" kube-controller-manager \
     --kubeconfig "$kubeconfig" --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$kcm_port" --leader-elect=false \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
     --controllers '*,-nodeipam' --profiling=false --v 1 \
     --kube-api-qps 200 --kube-api-burst 400 --concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10
-  save kube-scheduler "$bin/kube-scheduler" \
+  save kube-scheduler "$k8s" kube-scheduler \
     --kubeconfig "$kubeconfig" --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false --profiling=false --v 1 \
     --kube-api-qps 200 --kube-api-burst 400
-  save kwok "$bin/kwok" --kubeconfig "$kubeconfig" --config "$bin/kwok-stages.yaml" --manage-all-nodes=false --manage-single-node "$node_name" \
+  save kwok "$kwok" --kubeconfig "$kubeconfig" --config "$(readlink -f "$bin/kwok-stages.yaml")" --manage-all-nodes=false --manage-single-node "$node_name" \
     --cidr 10.244.0.1/16 --node-ip 10.0.1.1 --node-lease-duration-seconds 40 \
     --server-address "127.0.0.1:$kwok_port"
 }
@@ -202,14 +210,19 @@ is_up() {
 }
 
 up() {
-  local start=$SECONDS t0
+  local start=$SECONDS t0 want
+  want=$(kube_version "$(kube_minor)")
   if is_up; then
-    log "already up: export KUBECONFIG=$kubeconfig"
+    local runs
+    runs=$(cat "$state/kube-version" 2>/dev/null || echo unknown)
+    [ "$runs" = "$want" ] || die "this control plane runs Kubernetes $runs, not $want (KUBE=${KUBE:-newest}): 'cluster.sh down' first"
+    log "already up (Kubernetes $runs): export KUBECONFIG=$kubeconfig"
     return
   fi
   down quiet
   "$here/build.sh" --control-plane
   mkdir -p "$state" "$logs"
+  echo "$want" >"$state/kube-version"
   rm -f "$logs"/*.log
   pki
   save_commands
@@ -225,7 +238,7 @@ up() {
   wait_for "node $node_name" 60 node_ready
   wait_for "default ServiceAccount" 60 default_sa
   local ms=$((($(date +%s%N) - t0) / 1000000))
-  log "up in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s (control plane start; $((SECONDS - start))s in all)"
+  log "Kubernetes $want up in $((ms / 1000)).$(printf '%03d' $((ms % 1000)))s (control plane start; $((SECONDS - start))s in all)"
   log "kubectl: $bin/kubectl --kubeconfig $kubeconfig"
 }
 
@@ -238,6 +251,7 @@ down() {
 
 status() {
   local c
+  [ -f "$state/kube-version" ] && echo "Kubernetes $(cat "$state/kube-version")"
   for c in "${components[@]}"; do
     if alive "$c"; then echo "$c running (pid $(cat "$state/$c.pid"))"; else echo "$c stopped"; fi
   done
