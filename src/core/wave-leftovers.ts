@@ -11,6 +11,7 @@ import {
   waveInvalidSchedulers,
   waveSchedulingDisabledAnnotation,
 } from './annotations.ts';
+import type { JsonPatchOperation } from './admission.ts';
 import { asName, asRecord } from './json.ts';
 import { workloadKinds } from './kinds.ts';
 import type { ObjectMeta, Workload } from './objects.ts';
@@ -96,4 +97,86 @@ export function waveMayHaveManaged(meta: Pick<ObjectMeta, 'annotations' | 'final
 export function waveOwnerReferencesWarning(kind: string, owned: readonly string[]): string | undefined {
   if (owned.length === 0) return undefined;
   return `${owned.join(', ')} still carry the ownerReference an older Wave set on them to this ${kind}: deleting it would let the garbage collector delete them too; run \`wave migrate from-wave --apply\` (or the migrate-from-wave Job) to remove those references`;
+}
+
+/** The metadata `wave migrate from-wave` reads of a ConfigMap, Secret or workload. */
+export interface MigrationObject {
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid?: string;
+  readonly annotations?: Readonly<Record<string, string>>;
+  readonly finalizers?: readonly string[];
+  /** As the API serves them: a `test` operation compares them exactly. */
+  readonly ownerReferences?: readonly unknown[];
+}
+
+/** One write of the migration: an RFC 6902 patch whose first operation tests the list it replaces. */
+export interface MigrationStep {
+  readonly target: MigrationObject;
+  readonly change: 'ownerReferences' | 'finalizer';
+  readonly patch: readonly JsonPatchOperation[];
+  /** What it removes, e.g. "Wave's ownerReference to Deployment shop/web". */
+  readonly what: string;
+}
+
+/** Replaces the list at `path` with `kept` (or removes it), if it still is `current`. */
+function listPatch(
+  path: string,
+  current: readonly unknown[],
+  kept: readonly unknown[],
+): JsonPatchOperation[] {
+  return [
+    { op: 'test', path, value: current },
+    kept.length > 0 ? { op: 'replace', path, value: kept } : { op: 'remove', path },
+  ];
+}
+
+/**
+ * The step removing Wave's ownerReferences from a ConfigMap or Secret: those of Wave's shape to a
+ * workload of the same namespace that exists with that uid and that Wave may have managed (`owner`
+ * finds it). Every other reference stays, in order.
+ */
+export function ownerReferencesStep(
+  child: MigrationObject,
+  owner: (uid: string) => MigrationObject | undefined,
+): MigrationStep | undefined {
+  const current = child.ownerReferences ?? [];
+  const removed: string[] = [];
+  const kept = current.filter((raw) => {
+    const ref = asWaveOwnerReference(raw);
+    const workload = ref === undefined ? undefined : owner(ref.uid);
+    const wave =
+      ref !== undefined &&
+      workload !== undefined &&
+      workload.kind === ref.kind &&
+      workload.name === ref.name &&
+      workload.namespace === child.namespace &&
+      waveMayHaveManaged(workload);
+    if (wave) removed.push(`${ref.kind} ${child.namespace}/${ref.name}`);
+    return !wave;
+  });
+  if (removed.length === 0) return undefined;
+  return {
+    target: child,
+    change: 'ownerReferences',
+    patch: listPatch('/metadata/ownerReferences', current, kept),
+    what: `Wave's ownerReference${removed.length > 1 ? 's' : ''} to ${removed.join(', ')}`,
+  };
+}
+
+/** The step removing Wave's finalizer from a workload; every other finalizer stays, in order. */
+export function finalizerStep(workload: MigrationObject): MigrationStep | undefined {
+  const current = workload.finalizers ?? [];
+  if (!current.includes(waveFinalizer)) return undefined;
+  return {
+    target: workload,
+    change: 'finalizer',
+    patch: listPatch(
+      '/metadata/finalizers',
+      current,
+      current.filter((f) => f !== waveFinalizer),
+    ),
+    what: `Wave's finalizer ${waveFinalizer}`,
+  };
 }

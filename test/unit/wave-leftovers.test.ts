@@ -2,6 +2,8 @@ import t from 'tap';
 import {
   asWaveOwnerReference,
   carriesWaveLeftovers,
+  finalizerStep,
+  ownerReferencesStep,
   waveMayHaveManaged,
   waveOwnerReferencesWarning,
 } from '../../src/core/wave-leftovers.ts';
@@ -65,5 +67,75 @@ t.test('the warning names the children and the command, and is absent when nothi
     waveOwnerReferencesWarning('Deployment', ['ConfigMap shop/web']),
     /ConfigMap shop\/web .* this Deployment.*wave migrate from-wave --apply/,
   );
+  t.end();
+});
+
+const managed = {
+  kind: 'Deployment',
+  namespace: 'shop',
+  name: 'web',
+  uid: 'uid-web',
+  annotations: { 'wave.pusher.com/update-on-config-change': 'true' },
+};
+const helmRef = { apiVersion: 'v1', kind: 'ConfigMap', name: 'x', uid: 'uid-x', controller: true };
+
+t.test("the migration removes Wave's ownerReference and keeps the others, testing the list first", (t) => {
+  const child = {
+    kind: 'ConfigMap',
+    namespace: 'shop',
+    name: 'web-config',
+    ownerReferences: [helmRef, waveRef],
+  };
+  const step = ownerReferencesStep(child, (uid) => (uid === 'uid-web' ? managed : undefined));
+  t.same(step?.patch, [
+    { op: 'test', path: '/metadata/ownerReferences', value: [helmRef, waveRef] },
+    { op: 'replace', path: '/metadata/ownerReferences', value: [helmRef] },
+  ]);
+  t.equal(step?.what, "Wave's ownerReference to Deployment shop/web");
+  const only = ownerReferencesStep({ ...child, ownerReferences: [waveRef] }, () => managed);
+  t.same(only?.patch[1], { op: 'remove', path: '/metadata/ownerReferences' }, 'the list goes when empty');
+  t.end();
+});
+
+t.test('a Wave-shaped reference to a workload Wave cannot have managed, or to another, stays', (t) => {
+  const child = { kind: 'Secret', namespace: 'shop', name: 'db', ownerReferences: [waveRef] };
+  t.equal(
+    ownerReferencesStep(child, () => undefined),
+    undefined,
+    'no such workload',
+  );
+  t.equal(
+    ownerReferencesStep(child, () => ({ ...managed, annotations: {} })),
+    undefined,
+    'never opted in, no finalizer',
+  );
+  t.equal(
+    ownerReferencesStep(child, () => ({ ...managed, name: 'other' })),
+    undefined,
+    'another name',
+  );
+  t.equal(
+    ownerReferencesStep(child, () => ({ ...managed, namespace: 'x' })),
+    undefined,
+    'elsewhere',
+  );
+  t.equal(
+    ownerReferencesStep({ ...child, ownerReferences: [helmRef] }, () => managed),
+    undefined,
+  );
+  t.end();
+});
+
+t.test("the migration removes Wave's finalizer and keeps the others, in order", (t) => {
+  const w = { ...managed, finalizers: ['a', 'wave.pusher.com/finalizer', 'b'] };
+  t.same(finalizerStep(w)?.patch, [
+    { op: 'test', path: '/metadata/finalizers', value: ['a', 'wave.pusher.com/finalizer', 'b'] },
+    { op: 'replace', path: '/metadata/finalizers', value: ['a', 'b'] },
+  ]);
+  t.same(finalizerStep({ ...managed, finalizers: ['wave.pusher.com/finalizer'] })?.patch[1], {
+    op: 'remove',
+    path: '/metadata/finalizers',
+  });
+  t.equal(finalizerStep({ ...managed, finalizers: ['a'] }), undefined);
   t.end();
 });
