@@ -7,7 +7,6 @@ import type { ResourceType } from './watch.ts';
 
 const metadataListAccept =
   'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
-const metadataAccept = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
 const pageSize = 500;
 const silenceMs = 60_000;
 
@@ -17,12 +16,14 @@ export async function listMetadata(
   resource: ResourceType,
   namespace: string | undefined,
   onItem: (metadata: Readonly<Record<string, unknown>>) => void,
+  fieldSelector?: string,
 ): Promise<void> {
   const signal = new AbortController().signal;
   let next = '';
   do {
     const query = new URLSearchParams({ limit: String(pageSize) });
     if (next !== '') query.set('continue', next);
+    if (fieldSelector !== undefined) query.set('fieldSelector', fieldSelector);
     const page = asRecord(
       await transport.getJson(`${resourcePath(resource, namespace)}?${query.toString()}`, {
         accept: metadataListAccept,
@@ -35,21 +36,25 @@ export async function listMetadata(
   } while (next !== '');
 }
 
-/** One object's metadata; undefined when it does not exist. */
+/**
+ * One object's metadata, read with a list narrowed to its name (so `list` is the only right needed);
+ * undefined when it does not exist.
+ */
 export async function readMetadata(
   transport: KubeTransport,
   resource: ResourceType,
   namespace: string,
   name: string,
 ): Promise<Readonly<Record<string, unknown>> | undefined> {
-  try {
-    const object = await transport.getJson(
-      `${resourcePath(resource, namespace)}/${encodeURIComponent(name)}`,
-      { accept: metadataAccept, signal: new AbortController().signal, silenceMs },
-    );
-    return asRecord(asRecord(object)?.['metadata']) ?? {};
-  } catch (err) {
-    if ((err as { status?: unknown }).status === 404) return undefined;
-    throw err;
-  }
+  let found: Readonly<Record<string, unknown>> | undefined;
+  await listMetadata(
+    transport,
+    resource,
+    namespace,
+    (metadata) => {
+      found = metadata;
+    },
+    `metadata.name=${name}`,
+  );
+  return found;
 }

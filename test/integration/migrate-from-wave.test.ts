@@ -3,6 +3,10 @@
 // ConfigMaps and Secrets, and the garbage collector (which runs in the test cluster) then has nothing of
 // the user's to delete along with a workload.
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
@@ -15,24 +19,28 @@ import {
   kubectl,
   stays,
   waitFor,
+  type TestContext,
 } from '../support/cluster.ts';
+import { find, helmTemplate, renderKustomize, toYaml, type Manifest } from '../support/manifests.ts';
 import { rolledOut, type Kind } from '../support/rollout.ts';
+import { serviceAccountKubeconfig } from '../support/service-account.ts';
 import { fastLoop, offlineHashes, startWave } from '../support/wave.ts';
 
 const mainTs = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const jobManifests = fileURLToPath(new URL('../../manifests/migrate-from-wave', import.meta.url));
 const run = promisify(execFile);
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const waveFinalizer = 'wave.pusher.com/finalizer';
 const kinds: readonly Kind[] = ['Deployment', 'StatefulSet', 'DaemonSet'];
 
 /** Runs `wave migrate from-wave` as a process; resolves with its stdout. */
-async function migrate(args: readonly string[]): Promise<string> {
+async function migrate(args: readonly string[], kubeconfig = kubeconfigPath): Promise<string> {
   const { stdout } = await run(process.execPath, [
     mainTs,
     'migrate',
     'from-wave',
     '--kubeconfig',
-    kubeconfigPath,
+    kubeconfig,
     ...args,
   ]);
   return stdout;
@@ -405,4 +413,117 @@ for (const [kind, recorded] of [
       t.same(released?.gates, [], 'no gate left');
     },
   );
+}
+
+/**
+ * The migration's objects as kustomize or the chart renders them, its ServiceAccount in `namespace`: the
+ * chart's release there (cluster-scoped names carry the release name); the kustomize ones moved there, with
+ * the ClusterRole and binding renamed so that files running side by side never share them. The rules are
+ * the rendered ones, unchanged.
+ */
+async function renderedMigration(
+  t: TestContext,
+  source: 'kustomize' | 'chart',
+  namespace: string,
+): Promise<{ objects: Manifest[]; serviceAccount: string }> {
+  if (source === 'chart') {
+    const home = await mkdtemp(join(tmpdir(), 'wave-helm-'));
+    t.teardown(() => rm(home, { recursive: true, force: true }));
+    const release = `m${randomBytes(3).toString('hex')}`;
+    const chart = await helmTemplate(home, release, namespace, { migrateFromWave: { enabled: true } });
+    const objects = chart.filter(
+      (o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'migrate-from-wave',
+    );
+    return { objects, serviceAccount: `${release}-wave-migrate` };
+  }
+  const objects = (await renderKustomize(jobManifests)).map((o) => {
+    const copy = structuredClone(o) as Manifest & {
+      roleRef?: { name: string };
+      subjects?: { namespace?: string }[];
+    };
+    if (copy.metadata.namespace !== undefined) copy.metadata.namespace = namespace;
+    if (copy.kind === 'ClusterRole' || copy.kind === 'ClusterRoleBinding') {
+      copy.metadata.name = `${copy.metadata.name}-${namespace}`;
+    }
+    if (copy.roleRef !== undefined) copy.roleRef.name = `${copy.roleRef.name}-${namespace}`;
+    for (const subject of copy.subjects ?? []) subject.namespace = namespace;
+    return copy;
+  });
+  return { objects, serviceAccount: 'wave-migrate' };
+}
+
+for (const source of ['kustomize', 'chart'] as const) {
+  t.test(`the migration Job's command runs under exactly the RBAC ${source} renders`, async (t) => {
+    const namespace = await freshNamespace(t, `migrate-rbac-${source}`);
+    t.teardown(() => dropFinalizers(namespace));
+    const { objects, serviceAccount } = await renderedMigration(t, source, namespace);
+    const job = objects.find((o) => o.kind === 'Job') as
+      | { spec: { template: { spec: { serviceAccountName: string; containers: { args: string[] }[] } } } }
+      | undefined;
+    t.equal(job?.spec.template.spec.serviceAccountName, serviceAccount, 'the Job runs as the ServiceAccount');
+    t.same(job?.spec.template.spec.containers[0]?.args, ['migrate', 'from-wave', '--apply']);
+    const rbac = objects.filter((o) => o.kind !== 'Job');
+    t.same(
+      rbac.map((o) => o.kind).sort(),
+      ['ClusterRole', 'ClusterRoleBinding', 'ServiceAccount'],
+      'and nothing else grants it anything',
+    );
+    await kubectl(['apply', '-f', '-'], toYaml(rbac));
+    t.teardown(async () => {
+      for (const o of rbac.filter((o) => o.metadata.namespace === undefined)) {
+        await kubectl(['delete', o.kind, o.metadata.name, '--ignore-not-found']).catch(() => undefined);
+      }
+    });
+    const role = find(rbac, 'ClusterRole', rbac.find((o) => o.kind === 'ClusterRole')?.metadata.name ?? '');
+    t.same(
+      (role as { rules?: unknown } | undefined)?.rules,
+      [
+        { apiGroups: [''], resources: ['configmaps', 'secrets'], verbs: ['list', 'patch'] },
+        {
+          apiGroups: ['apps'],
+          resources: ['deployments', 'statefulsets', 'daemonsets'],
+          verbs: ['list', 'patch'],
+        },
+      ],
+      'list and patch, nothing more',
+    );
+    const as = `system:serviceaccount:${namespace}:${serviceAccount}`;
+    const can = async (...args: string[]) =>
+      (await kubectl(['auth', 'can-i', ...args, '--as', as]).catch((err: unknown) => String(err))).trim() ===
+      'yes';
+    await waitFor('the binding to take effect', () => can('list', 'secrets', '-n', namespace));
+    t.notOk(await can('get', 'secrets', '-n', namespace), 'it reads no Secret');
+    t.notOk(await can('update', 'deployments.apps', '-n', namespace), 'it updates no whole object');
+
+    const before = await asOldWaveLeftIt(namespace, 'Deployment', 'web');
+    const dir = await mkdtemp(join(tmpdir(), 'wave-migrate-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const kubeconfig = await serviceAccountKubeconfig(dir, namespace, serviceAccount);
+
+    // The Job's own scope, every namespace, as a dry run: it reads all it needs and changes nothing.
+    const dryRun = await migrate([], kubeconfig);
+    t.match(dryRun, new RegExp(`ConfigMap ${namespace}/web-config: would remove`));
+    t.match(dryRun, new RegExp(`Deployment ${namespace}/web: would remove Wave's finalizer`));
+    t.same(
+      await ownerUids('ConfigMap', namespace, 'web-config'),
+      [before.uid],
+      'the dry run changed nothing',
+    );
+    t.same((await workload('Deployment', namespace, 'web'))?.finalizers, [waveFinalizer]);
+
+    const first = await migrate(['--apply', '-n', namespace], kubeconfig);
+    t.equal(first.split('\n').filter((line) => line.includes(': removed ')).length, 3, first);
+    t.match(first, /^changed 3 objects \(2 with ownerReferences, 1 with the finalizer\)/m);
+    t.same(await ownerUids('ConfigMap', namespace, 'web-config'), []);
+    t.same(await ownerUids('Secret', namespace, 'web-secret'), []);
+    t.same((await workload('Deployment', namespace, 'web'))?.finalizers, []);
+    const second = await migrate(['--apply', '-n', namespace], kubeconfig);
+    t.match(second, /^nothing left to do: no ownerReference or finalizer of Wave's in /m);
+    t.notMatch(second, /removed/, 'the second run changes nothing');
+    t.equal(
+      (await workload('Deployment', namespace, 'web'))?.generation,
+      before.generation,
+      'nothing rolled',
+    );
+  });
 }
