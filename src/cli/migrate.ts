@@ -19,7 +19,7 @@ import { flagHelp, parseFlags, UsageError } from './flags.ts';
 import type { FlagTable } from './flags.ts';
 import type { CliIo, Command } from './main.ts';
 
-const migrateFlags = {
+export const migrateFlags = {
   apply: {
     type: 'bool',
     env: 'WAVE_MIGRATE_APPLY',
