@@ -102,6 +102,20 @@ async function exists(kind: 'ConfigMap' | 'Secret', namespace: string, name: str
   );
 }
 
+/** `wave explain` of a workload, as text. */
+async function explainText(kind: Kind, namespace: string, name: string): Promise<string> {
+  const { stdout } = await run(process.execPath, [
+    mainTs,
+    'explain',
+    `${kind.toLowerCase()}/${name}`,
+    '-n',
+    namespace,
+    '--kubeconfig',
+    kubeconfigPath,
+  ]);
+  return stdout;
+}
+
 /** The ownerReference Wave's getOwnerReference put on every child it consumed. */
 function waveOwnerReference(kind: Kind, name: string, uid: string): V1OwnerReference {
   return { apiVersion: 'apps/v1', kind, name, uid, blockOwnerDeletion: true, controller: false };
@@ -271,6 +285,12 @@ t.test('workloads an old Wave managed lose its finalizer without a rollout', asy
     /ConfigMap .*\/deployment-config, Secret .*\/deployment-secret .*wave migrate from-wave/,
   );
 
+  t.match(
+    await explainText('Deployment', namespace, 'deployment'),
+    /Left by Wave:\n {2}ConfigMap .*\/deployment-config, Secret .*\/deployment-secret still carry .*wave migrate from-wave --apply/,
+    'explain names the children and the command',
+  );
+
   const applied = await migrate(['--apply', '-n', namespace]);
   t.equal(
     applied.split('\n').filter((line) => line.includes(": removed Wave's ownerReference")).length,
@@ -289,6 +309,11 @@ t.test('workloads an old Wave managed lose its finalizer without a rollout', asy
   }
   t.same(await ownerUids('ConfigMap', namespace, 'owned-by-controller'), [deploymentUid], 'not Wave’s: kept');
   t.match(await migrate(['--apply', '-n', namespace]), /^nothing left to do: /m, 'idempotent');
+  t.notMatch(
+    await explainText('Deployment', namespace, 'deployment'),
+    /Left by Wave/,
+    'explain: nothing left',
+  );
 
   await clusterClients().apps.deleteNamespacedDeployment({ name: 'deployment', namespace });
   await waitFor(
