@@ -27,11 +27,11 @@ export const migrateFlags = {
     help: 'make the changes; without it, only say what would change',
   },
   namespace: {
-    type: 'string',
+    type: 'list',
     short: 'n',
     env: 'WAVE_MIGRATE_NAMESPACE',
-    default: '',
-    help: 'only this namespace; empty: all namespaces',
+    default: [] as readonly string[],
+    help: 'only these namespaces (comma list; a Role in each is then enough); empty: all namespaces',
   },
   kubeconfig: {
     type: 'string',
@@ -42,7 +42,7 @@ export const migrateFlags = {
   help: { type: 'bool', short: 'h', default: false, help: 'show this help' },
 } as const satisfies FlagTable;
 
-const fromWaveUsage = `Usage: wave migrate from-wave [--apply] [-n namespace]
+const fromWaveUsage = `Usage: wave migrate from-wave [--apply] [-n namespace,...]
 
 Removes what Wave (wave-k8s/wave) left on the cluster, so nothing of it remains after switching to wave:
 - the ownerReferences older Wave versions put on every ConfigMap and Secret a workload consumed (to a
@@ -54,8 +54,8 @@ Each write is a JSON patch that first tests the list it replaces, so a concurren
 Lists metadata only, page by page, so the scan reads no Secret data. One line per object changed, then a
 summary; run again, it prints "nothing left to do".
 
-Needs list and patch on configmaps, secrets, deployments, statefulsets and daemonsets
-(manifests/migrate-from-wave). Exit status: 0 done (or nothing to do), 1 API error, 2 usage error.
+Needs list and patch on configmaps, secrets, deployments, statefulsets and daemonsets: a ClusterRole
+(manifests/migrate-from-wave), or with -n a Role in each namespace. Exit status: 0 done (or nothing to do), 1 API error, 2 usage error.
 
 Options:
 ${flagHelp(migrateFlags)}
@@ -91,13 +91,14 @@ class Migration {
   readonly #kube: KubeClients;
   readonly #transport: KubeTransport;
   readonly #custom: CustomObjectsApi;
-  readonly #namespace: string | undefined;
+  readonly #namespaces: readonly (string | undefined)[];
 
-  constructor(kube: KubeClients, namespace: string | undefined) {
+  /** `namespaces` empty: all of them, with one cluster-wide list per resource. */
+  constructor(kube: KubeClients, namespaces: readonly string[]) {
     this.#kube = kube;
     this.#transport = new KubeTransport(kube.kc);
     this.#custom = kube.kc.makeApiClient(CustomObjectsApi);
-    this.#namespace = namespace;
+    this.#namespaces = namespaces.length === 0 ? [undefined] : namespaces;
   }
 
   /** Every object of a resource as metadata, page by page; `keep` decides what stays in memory. */
@@ -107,11 +108,13 @@ class Migration {
   ): Promise<{ kept: MigrationObject[]; seen: number }> {
     const kept: MigrationObject[] = [];
     let seen = 0;
-    await listMetadata(this.#transport, resource, this.#namespace, (metadata) => {
-      seen += 1;
-      const object = migrationObject(resource.kind, metadata);
-      if (keep(object)) kept.push(object);
-    });
+    for (const namespace of this.#namespaces) {
+      await listMetadata(this.#transport, resource, namespace, (metadata) => {
+        seen += 1;
+        const object = migrationObject(resource.kind, metadata);
+        if (keep(object)) kept.push(object);
+      });
+    }
     return { kept, seen };
   }
 
@@ -155,13 +158,10 @@ function isStale(err: unknown): boolean {
 }
 
 async function fromWave(
-  options: { apply: boolean; namespace: string; kubeconfig: string },
+  options: { apply: boolean; namespace: readonly string[]; kubeconfig: string },
   io: CliIo,
 ): Promise<void> {
-  const migration = new Migration(
-    connect(options.kubeconfig),
-    options.namespace === '' ? undefined : options.namespace,
-  );
+  const migration = new Migration(connect(options.kubeconfig), options.namespace);
   const workloadResources = workloadKinds.map((k): ResourceType => ({
     group: k.group,
     version: k.version,
@@ -234,7 +234,7 @@ async function fromWave(
       }
     }
   }
-  const scanned = `${String(counts.get('ConfigMap') ?? 0)} ConfigMaps, ${String(counts.get('Secret') ?? 0)} Secrets and ${String(workloadCount)} workloads${options.namespace === '' ? '' : ` in namespace ${options.namespace}`}`;
+  const scanned = `${String(counts.get('ConfigMap') ?? 0)} ConfigMaps, ${String(counts.get('Secret') ?? 0)} Secrets and ${String(workloadCount)} workloads${options.namespace.length === 0 ? '' : ` in ${options.namespace.length === 1 ? 'namespace' : 'namespaces'} ${options.namespace.join(', ')}`}`;
   const detail = `${String(changedBy.ownerReferences)} with ownerReferences, ${String(changedBy.finalizer)} with the finalizer`;
   if (changed === 0) {
     io.stdout(`nothing left to do: no ownerReference or finalizer of Wave's in ${scanned}\n`);

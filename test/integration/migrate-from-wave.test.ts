@@ -21,7 +21,7 @@ import {
   waitFor,
   type TestContext,
 } from '../support/cluster.ts';
-import { find, helmTemplate, renderKustomize, toYaml, type Manifest } from '../support/manifests.ts';
+import { helmTemplate, renderKustomize, toYaml, type Manifest } from '../support/manifests.ts';
 import { rolledOut, type Kind } from '../support/rollout.ts';
 import { serviceAccountKubeconfig } from '../support/service-account.ts';
 import { fastLoop, offlineHashes, startWave } from '../support/wave.ts';
@@ -440,22 +440,28 @@ for (const [kind, recorded] of [
   );
 }
 
+type Source = 'kustomize' | 'chart' | 'chart with namespaces';
+
 /**
- * The migration's objects as kustomize or the chart renders them, its ServiceAccount in `namespace`: the
- * chart's release there (cluster-scoped names carry the release name); the kustomize ones moved there, with
- * the ClusterRole and binding renamed so that files running side by side never share them. The rules are
- * the rendered ones, unchanged.
+ * The migration's objects as kustomize or the chart renders them, its ServiceAccount in `home`: the
+ * chart's release there (cluster-scoped names carry the release name; with namespaces, Roles in
+ * `target`); the kustomize ones moved there, with the ClusterRole and binding renamed so that files
+ * running side by side never share them. The rules are the rendered ones, unchanged.
  */
 async function renderedMigration(
   t: TestContext,
-  source: 'kustomize' | 'chart',
-  namespace: string,
+  source: Source,
+  home: string,
+  target: string,
 ): Promise<{ objects: Manifest[]; serviceAccount: string }> {
-  if (source === 'chart') {
-    const home = await mkdtemp(join(tmpdir(), 'wave-helm-'));
-    t.teardown(() => rm(home, { recursive: true, force: true }));
+  if (source !== 'kustomize') {
+    const helmHome = await mkdtemp(join(tmpdir(), 'wave-helm-'));
+    t.teardown(() => rm(helmHome, { recursive: true, force: true }));
     const release = `m${randomBytes(3).toString('hex')}`;
-    const chart = await helmTemplate(home, release, namespace, { migrateFromWave: { enabled: true } });
+    const chart = await helmTemplate(helmHome, release, home, {
+      migrateFromWave: { enabled: true },
+      ...(source === 'chart' ? {} : { namespaces: [target] }),
+    });
     const objects = chart.filter(
       (o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'migrate-from-wave',
     );
@@ -466,31 +472,37 @@ async function renderedMigration(
       roleRef?: { name: string };
       subjects?: { namespace?: string }[];
     };
-    if (copy.metadata.namespace !== undefined) copy.metadata.namespace = namespace;
+    if (copy.metadata.namespace !== undefined) copy.metadata.namespace = home;
     if (copy.kind === 'ClusterRole' || copy.kind === 'ClusterRoleBinding') {
-      copy.metadata.name = `${copy.metadata.name}-${namespace}`;
+      copy.metadata.name = `${copy.metadata.name}-${home}`;
     }
-    if (copy.roleRef !== undefined) copy.roleRef.name = `${copy.roleRef.name}-${namespace}`;
-    for (const subject of copy.subjects ?? []) subject.namespace = namespace;
+    if (copy.roleRef !== undefined) copy.roleRef.name = `${copy.roleRef.name}-${home}`;
+    for (const subject of copy.subjects ?? []) subject.namespace = home;
     return copy;
   });
   return { objects, serviceAccount: 'wave-migrate' };
 }
 
-for (const source of ['kustomize', 'chart'] as const) {
+for (const source of ['kustomize', 'chart', 'chart with namespaces'] as const) {
   t.test(`the migration Job's command runs under exactly the RBAC ${source} renders`, async (t) => {
-    const namespace = await freshNamespace(t, `migrate-rbac-${source}`);
-    t.teardown(() => dropFinalizers(namespace));
-    const { objects, serviceAccount } = await renderedMigration(t, source, namespace);
+    const namespaced = source === 'chart with namespaces';
+    const home = await freshNamespace(t, `migrate-rbac-${source}`);
+    const target = namespaced ? await freshNamespace(t, 'migrate-rbac-target') : home;
+    t.teardown(() => dropFinalizers(target));
+    const { objects, serviceAccount } = await renderedMigration(t, source, home, target);
     const job = objects.find((o) => o.kind === 'Job') as
       | { spec: { template: { spec: { serviceAccountName: string; containers: { args: string[] }[] } } } }
       | undefined;
     t.equal(job?.spec.template.spec.serviceAccountName, serviceAccount, 'the Job runs as the ServiceAccount');
-    t.same(job?.spec.template.spec.containers[0]?.args, ['migrate', 'from-wave', '--apply']);
+    const args = job?.spec.template.spec.containers[0]?.args ?? [];
+    t.same(args, ['migrate', 'from-wave', '--apply', ...(namespaced ? [`--namespace=${target}`] : [])]);
+    const scope = args.filter((a) => a.startsWith('--namespace'));
     const rbac = objects.filter((o) => o.kind !== 'Job');
     t.same(
       rbac.map((o) => o.kind).sort(),
-      ['ClusterRole', 'ClusterRoleBinding', 'ServiceAccount'],
+      namespaced
+        ? ['Role', 'RoleBinding', 'ServiceAccount']
+        : ['ClusterRole', 'ClusterRoleBinding', 'ServiceAccount'],
       'and nothing else grants it anything',
     );
     await kubectl(['apply', '-f', '-'], toYaml(rbac));
@@ -499,7 +511,7 @@ for (const source of ['kustomize', 'chart'] as const) {
         await kubectl(['delete', o.kind, o.metadata.name, '--ignore-not-found']).catch(() => undefined);
       }
     });
-    const role = find(rbac, 'ClusterRole', rbac.find((o) => o.kind === 'ClusterRole')?.metadata.name ?? '');
+    const role = rbac.find((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
     t.same(
       (role as { rules?: unknown } | undefined)?.rules,
       [
@@ -512,43 +524,39 @@ for (const source of ['kustomize', 'chart'] as const) {
       ],
       'list and patch, nothing more',
     );
-    const as = `system:serviceaccount:${namespace}:${serviceAccount}`;
+    const as = `system:serviceaccount:${home}:${serviceAccount}`;
     const can = async (...args: string[]) =>
       (await kubectl(['auth', 'can-i', ...args, '--as', as]).catch((err: unknown) => String(err))).trim() ===
       'yes';
-    await waitFor('the binding to take effect', () => can('list', 'secrets', '-n', namespace));
-    t.notOk(await can('get', 'secrets', '-n', namespace), 'it reads no Secret');
-    t.notOk(await can('update', 'deployments.apps', '-n', namespace), 'it updates no whole object');
+    await waitFor('the binding to take effect', () => can('list', 'secrets', '-n', target));
+    t.notOk(await can('get', 'secrets', '-n', target), 'it reads no Secret');
+    t.notOk(await can('update', 'deployments.apps', '-n', target), 'it updates no whole object');
+    if (namespaced) t.notOk(await can('list', 'secrets', '-A'), 'and nothing outside its namespaces');
 
-    const before = await asOldWaveLeftIt(namespace, 'Deployment', 'web');
+    const before = await asOldWaveLeftIt(target, 'Deployment', 'web');
     const dir = await mkdtemp(join(tmpdir(), 'wave-migrate-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
-    const kubeconfig = await serviceAccountKubeconfig(dir, namespace, serviceAccount);
+    const kubeconfig = await serviceAccountKubeconfig(dir, home, serviceAccount);
 
-    // The Job's own scope, every namespace, as a dry run: it reads all it needs and changes nothing.
-    const dryRun = await migrate([], kubeconfig);
-    t.match(dryRun, new RegExp(`ConfigMap ${namespace}/web-config: would remove`));
-    t.match(dryRun, new RegExp(`Deployment ${namespace}/web: would remove Wave's finalizer`));
-    t.same(
-      await ownerUids('ConfigMap', namespace, 'web-config'),
-      [before.uid],
-      'the dry run changed nothing',
-    );
-    t.same((await workload('Deployment', namespace, 'web'))?.finalizers, [waveFinalizer]);
+    // The Job's own scope (every namespace, or its namespaces) as a dry run: it reads all it needs and
+    // changes nothing.
+    const dryRun = await migrate(scope, kubeconfig);
+    t.match(dryRun, new RegExp(`ConfigMap ${target}/web-config: would remove`));
+    t.match(dryRun, new RegExp(`Deployment ${target}/web: would remove Wave's finalizer`));
+    t.same(await ownerUids('ConfigMap', target, 'web-config'), [before.uid], 'the dry run changed nothing');
+    t.same((await workload('Deployment', target, 'web'))?.finalizers, [waveFinalizer]);
 
-    const first = await migrate(['--apply', '-n', namespace], kubeconfig);
+    // Applied, limited to the test's namespace: other files' objects are theirs.
+    const apply = ['--apply', ...(namespaced ? scope : ['-n', target])];
+    const first = await migrate(apply, kubeconfig);
     t.equal(first.split('\n').filter((line) => line.includes(': removed ')).length, 3, first);
     t.match(first, /^changed 3 objects \(2 with ownerReferences, 1 with the finalizer\)/m);
-    t.same(await ownerUids('ConfigMap', namespace, 'web-config'), []);
-    t.same(await ownerUids('Secret', namespace, 'web-secret'), []);
-    t.same((await workload('Deployment', namespace, 'web'))?.finalizers, []);
-    const second = await migrate(['--apply', '-n', namespace], kubeconfig);
+    t.same(await ownerUids('ConfigMap', target, 'web-config'), []);
+    t.same(await ownerUids('Secret', target, 'web-secret'), []);
+    t.same((await workload('Deployment', target, 'web'))?.finalizers, []);
+    const second = await migrate(apply, kubeconfig);
     t.match(second, /^nothing left to do: no ownerReference or finalizer of Wave's in /m);
     t.notMatch(second, /removed/, 'the second run changes nothing');
-    t.equal(
-      (await workload('Deployment', namespace, 'web'))?.generation,
-      before.generation,
-      'nothing rolled',
-    );
+    t.equal((await workload('Deployment', target, 'web'))?.generation, before.generation, 'nothing rolled');
   });
 }
