@@ -285,3 +285,37 @@ t.test('a workload being deleted without Wave finalizer is planned as before', (
   t.notOk(plan.action === 'none' && plan.cleanup, 'nothing of Wave to remove');
   t.end();
 });
+
+t.test('a workload not opted in that Wave held gets its scheduler back, and its pods are replaced', (t) => {
+  const plan = planSync(
+    leftBehind({
+      annotations: { [waveHoldAnnotation]: 'default-scheduler' },
+      schedulerName: 'wave.pusher.com/invalid',
+    }),
+    complete(''),
+  );
+  t.equal(plan.action, 'forget');
+  t.same(plan.action === 'forget' && plan.cleanup?.patch, {
+    metadata: { resourceVersion: '42', annotations: { [waveHoldAnnotation]: null } },
+    spec: { template: { spec: { schedulerName: 'default-scheduler' } } },
+  });
+  t.equal(plan.action === 'forget' && plan.cleanup?.restoresScheduler, true);
+  t.end();
+});
+
+t.test("opting out of a held workload also drops Wave's finalizer, in the same patch", (t) => {
+  const object = deploymentObject();
+  const spec = (object['spec'] as { template: { spec: Record<string, unknown> } }).template.spec;
+  spec['schedulingGates'] = [{ name: configMissingGate }];
+  Object.assign(object['metadata'] as Record<string, unknown>, {
+    resourceVersion: '42',
+    finalizers: [waveFinalizer],
+  });
+  const plan = planSync(workload(object), complete(''));
+  t.equal(plan.action, 'unhold');
+  t.same(plan.action === 'unhold' && plan.patch, {
+    metadata: { resourceVersion: '42', finalizers: null },
+    spec: { template: { spec: { schedulingGates: null } } },
+  });
+  t.end();
+});
