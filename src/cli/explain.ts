@@ -6,6 +6,12 @@ import { childLookupFrom, parseWorkload } from '../core/objects.ts';
 import { consumedConfig } from '../core/refs.ts';
 import { apiChildReader } from '../kube/children.ts';
 import { apiErrorMessage, connect, isNotFound } from '../kube/client.ts';
+import type { KubeClients } from '../kube/client.ts';
+import { KubeTransport } from '../kube/transport.ts';
+import { listMetadata } from '../kube/metadata-list.ts';
+import { configMapsResource, secretsResource } from '../kube/watch.ts';
+import { asArray, asString } from '../core/json.ts';
+import { asWaveOwnerReference } from '../core/wave-leftovers.ts';
 import { sha256Hex } from '../sha256.ts';
 import { flagHelp, parseFlags, UsageError } from './flags.ts';
 import type { FlagTable } from './flags.ts';
@@ -45,6 +51,29 @@ Exit status: 0 shown, 1 not found or API error, 2 usage error.
 Options:
 ${flagHelp(explainFlags)}
 `;
+
+/**
+ * The ConfigMaps and Secrets of the namespace that carry Wave's ownerReference to the workload, whether
+ * it consumes them now or not.
+ */
+async function waveOwnedChildren(
+  kube: KubeClients,
+  namespace: string,
+  uid: string | undefined,
+): Promise<string[]> {
+  if (uid === undefined) return [];
+  const transport = new KubeTransport(kube.kc);
+  const owned: string[] = [];
+  for (const resource of [configMapsResource, secretsResource]) {
+    await listMetadata(transport, resource, namespace, (metadata) => {
+      const refs = asArray(metadata['ownerReferences']).map(asWaveOwnerReference);
+      if (refs.some((ref) => ref?.uid === uid)) {
+        owned.push(`${resource.kind} ${namespace}/${asString(metadata['name']) ?? ''}`);
+      }
+    });
+  }
+  return owned.sort();
+}
 
 export const explainCommand: Command = {
   async run(args: readonly string[], io: CliIo): Promise<number> {
@@ -86,7 +115,8 @@ export const explainCommand: Command = {
       const parsed = parseWorkload(object, { kind: kind.kind, namespace: options.namespace });
       if (!parsed.ok) throw new Error(parsed.reason);
       const children = await apiChildReader(kube.core)(consumedConfig(parsed.value).children);
-      const explanation = explain(parsed.value, childLookupFrom(children), sha256Hex);
+      const waveOwned = await waveOwnedChildren(kube, options.namespace, parsed.value.metadata.uid);
+      const explanation = explain(parsed.value, childLookupFrom(children), sha256Hex, waveOwned);
       io.stdout(
         options.output === 'json'
           ? `${JSON.stringify(explanation, (_key, value: unknown) => value ?? null, 2)}\n`

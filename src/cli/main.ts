@@ -50,6 +50,12 @@ const commands: readonly CommandEntry[] = [
     load: async () => (await import('./explain.ts')).explainCommand,
   },
   {
+    name: 'migrate',
+    summary:
+      'remove what Wave left on the cluster: ownerReferences, finalizers (from-wave; dry run unless --apply)',
+    load: async () => (await import('./migrate.ts')).migrateCommand,
+  },
+  {
     name: 'hash',
     summary: 'hash workloads against the ConfigMaps and Secrets in manifest files, offline',
     load: async () => (await import('./hash.ts')).hashCommand,

@@ -12,3 +12,14 @@ export const extraSecretsAnnotation = 'wave.pusher.com/extra-secrets';
 
 /** Scheduling gate on the pod template that holds pods while required configuration is missing. */
 export const configMissingGate = 'wave.pusher.com/config-missing';
+
+/**
+ * What Wave (the Go controller) wrote and wave never writes; wave removes them when it meets them, so a
+ * cluster migrating from Wave is left with nothing of Wave's (see README, "Migrating from Wave").
+ */
+/** Older Wave versions: a finalizer on every workload they managed. */
+export const waveFinalizer = 'wave.pusher.com/finalizer';
+/** On a workload Wave held (required configuration missing): the scheduler to restore, possibly empty. */
+export const waveSchedulingDisabledAnnotation = 'wave.pusher.com/scheduling-disabled';
+/** The scheduler names Wave set to hold pods: newer versions, and the oldest ones. */
+export const waveInvalidSchedulers: readonly string[] = ['wave.pusher.com/invalid', 'invalid'];

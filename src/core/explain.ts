@@ -10,6 +10,7 @@ import type { Hasher } from './hash.ts';
 import type { ChildLookup, Workload } from './objects.ts';
 import { consumedConfig, describeChild } from './refs.ts';
 import { isHeld, templateHash } from './template.ts';
+import { waveLeftovers, waveOwnerReferencesWarning } from './wave-leftovers.ts';
 
 export interface ExplainedChild {
   readonly kind: 'ConfigMap' | 'Secret';
@@ -36,9 +37,19 @@ export interface Explanation {
   readonly missing: readonly string[];
   /** One sentence: what wave does about this workload now. */
   readonly verdict: string;
+  /** What Wave (the Go controller) left on it or its children, and who removes it. */
+  readonly leftByWave: readonly string[];
 }
 
-export function explain(workload: Workload, lookup: ChildLookup, hasher: Hasher): Explanation {
+/**
+ * `waveOwned`: the ConfigMaps and Secrets (described) that carry Wave's ownerReference to the workload.
+ */
+export function explain(
+  workload: Workload,
+  lookup: ChildLookup,
+  hasher: Hasher,
+  waveOwned: readonly string[] = [],
+): Explanation {
   const id = `${workload.kind} ${workload.metadata.namespace}/${workload.metadata.name}`;
   const optedIn = optInStatus(workload).optedIn;
   const consumed = consumedConfig(workload);
@@ -82,6 +93,19 @@ export function explain(workload: Workload, lookup: ChildLookup, hasher: Hasher)
   } else {
     verdict = 'the hash differs: the sync loop stamps the desired hash, which rolls the pods';
   }
+  const leftovers = waveLeftovers(workload);
+  const ownerWarning = waveOwnerReferencesWarning(workload.kind, waveOwned);
+  const leftByWave = [
+    ...(leftovers.finalizer ? ["Wave's finalizer wave.pusher.com/finalizer: wave serve removes it"] : []),
+    ...(leftovers.hold === undefined
+      ? []
+      : [
+          leftovers.hold.active
+            ? `held by Wave (invalid scheduler): wave serve restores the scheduler ${leftovers.hold.scheduler ?? '(default)'}`
+            : "Wave's annotation wave.pusher.com/scheduling-disabled: wave serve removes it",
+        ]),
+    ...(ownerWarning === undefined ? [] : [ownerWarning]),
+  ];
   return {
     workload: id,
     optedIn,
@@ -93,6 +117,7 @@ export function explain(workload: Workload, lookup: ChildLookup, hasher: Hasher)
     children,
     missing,
     verdict,
+    leftByWave,
   };
 }
 
@@ -115,6 +140,9 @@ export function formatExplanation(e: Explanation): string {
   }
   if (e.missing.length > 0) {
     lines.push('', 'Missing:', ...e.missing.map((m) => `  ${m}`));
+  }
+  if (e.leftByWave.length > 0) {
+    lines.push('', 'Left by Wave:', ...e.leftByWave.map((m) => `  ${m}`));
   }
   return `${lines.join('\n')}\n`;
 }

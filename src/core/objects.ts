@@ -16,6 +16,10 @@ export interface ObjectMeta {
   readonly labels?: Readonly<Record<string, string>>;
   readonly uid?: string;
   readonly resourceVersion?: string;
+  /** Present only when not empty. */
+  readonly finalizers?: readonly string[];
+  /** Set once the object is being deleted (it lingers while finalizers remain). */
+  readonly deletionTimestamp?: string;
 }
 
 export interface KeyToPath {
@@ -74,6 +78,7 @@ export interface PodSpec {
   readonly initContainers?: readonly Container[];
   readonly containers?: readonly Container[];
   readonly schedulingGates?: readonly { readonly name: string }[];
+  readonly schedulerName?: string;
 }
 
 export interface PodTemplate {
@@ -135,6 +140,8 @@ export function parseObjectMeta(value: unknown): ObjectMeta {
     labels: asStringMap(meta['labels']),
     uid: asName(meta['uid']),
     resourceVersion: asName(meta['resourceVersion']),
+    finalizers: nonEmpty(asArray(meta['finalizers']).filter((f): f is string => typeof f === 'string')),
+    deletionTimestamp: asName(meta['deletionTimestamp']),
   };
   return { name: asString(meta['name']) ?? '', ...definedOnly(optional) };
 }
@@ -214,6 +221,7 @@ function parsePodSpec(spec: Record<string, unknown>): PodSpec {
       const name = asName(asRecord(gate)?.['name']);
       return name === undefined ? [] : [{ name }];
     }),
+    ...definedOnly({ schedulerName: asName(spec['schedulerName']) }),
   };
 }
 
@@ -329,6 +337,10 @@ export function childLookupFrom(children: Iterable<ChildData>): ChildLookup {
   const byKey = new Map<string, ChildData>();
   for (const child of children) byKey.set(childKey(child), child);
   return (kind, namespace, name) => byKey.get(childKey({ kind, namespace, name }));
+}
+
+function nonEmpty<T>(list: readonly T[]): readonly T[] | undefined {
+  return list.length > 0 ? list : undefined;
 }
 
 /** Drops undefined properties, so optional fields are absent rather than present-but-undefined. */

@@ -1,24 +1,47 @@
 /**
  * What the sync loop does about one workload, as a pure function of the workload as the cache holds it and
  * the hash its consumed configuration has now. The loop only ever changes wave's own two fields, by merge
- * patch: the config-hash annotation and the config-missing scheduling gate.
+ * patch: the config-hash annotation and the config-missing scheduling gate — and removes what Wave left
+ * (its finalizer, its hold: invalid scheduler and annotation), folded into the patch it makes anyway.
  */
-import { configHashAnnotation } from './annotations.ts';
+import {
+  configHashAnnotation,
+  configMissingGate,
+  waveFinalizer,
+  waveSchedulingDisabledAnnotation,
+} from './annotations.ts';
 import { optInStatus } from './admission.ts';
 import type { HashResult, MissingConfig } from './hash.ts';
 import { summarizeMissing } from './hash.ts';
-import { asArray, asRecord } from './json.ts';
+import { asArray, asRecord, isRecord } from './json.ts';
 import type { JsonRecord } from './json.ts';
 import type { Workload } from './objects.ts';
 import { isHeld, setHeld, templateHash } from './template.ts';
+import { finalizersWithoutWave, waveLeftovers } from './wave-leftovers.ts';
+import type { WaveLeftovers } from './wave-leftovers.ts';
+
+/** What Wave left on the workload, and the merge patch that removes it. */
+export interface WaveCleanup {
+  /** Folded into the `patch` of the actions that write; written on its own by the others. */
+  readonly patch: JsonRecord;
+  /** One clause per leftover, e.g. "removed Wave's finalizer wave.pusher.com/finalizer". */
+  readonly reasons: readonly string[];
+  /** The pod template changes (Wave's invalid scheduler goes): pods Wave held must be replaced. */
+  readonly restoresScheduler: boolean;
+}
 
 export type SyncPlan =
   /** The workload already carries what it should. */
-  | { readonly action: 'none'; readonly reason: string }
+  | { readonly action: 'none'; readonly reason: string; readonly cleanup?: WaveCleanup }
   /** Not opted in (any more): stop watching its configuration. */
-  | { readonly action: 'forget'; readonly reason: string }
+  | { readonly action: 'forget'; readonly reason: string; readonly cleanup?: WaveCleanup }
   /** Opted out while held: give the pods back to the scheduler, nothing else. */
-  | { readonly action: 'unhold'; readonly patch: JsonRecord; readonly reason: string }
+  | {
+      readonly action: 'unhold';
+      readonly patch: JsonRecord;
+      readonly reason: string;
+      readonly cleanup?: WaveCleanup;
+    }
   /** Configuration changed: stamp the new hash, Kubernetes rolls the pods. */
   | {
       readonly action: 'roll';
@@ -26,16 +49,61 @@ export type SyncPlan =
       readonly from: string | undefined;
       readonly to: string;
       readonly reason: string;
+      readonly cleanup?: WaveCleanup;
     }
-  /** Held configuration is all there now: drop the gate and stamp the hash in one patch. */
-  | { readonly action: 'release'; readonly patch: JsonRecord; readonly to: string; readonly reason: string }
-  /** Something required is missing: keep what the workload has, never roll with a partial hash. */
+  /** Held configuration is all there now: drop the gate (or Wave's hold) and stamp the hash in one patch. */
+  | {
+      readonly action: 'release';
+      readonly patch: JsonRecord;
+      readonly to: string;
+      readonly reason: string;
+      readonly cleanup?: WaveCleanup;
+    }
+  /**
+   * Something required is missing: keep what the workload has, never roll with a partial hash. A workload
+   * Wave held is held wave's way instead (its cleanup restores the scheduler and adds the gate).
+   */
   | {
       readonly action: 'missing';
       readonly missing: readonly MissingConfig[];
       readonly held: boolean;
       readonly reason: string;
-    };
+      readonly cleanup?: WaveCleanup;
+    }
+  /** Being deleted, and only Wave's finalizer keeps it: remove the finalizer, nothing else. */
+  | { readonly action: 'let-go'; readonly patch: JsonRecord; readonly reason: string }
+  /**
+   * Being deleted with Wave's finalizer while ConfigMaps or Secrets still carry Wave's ownerReference to
+   * it: removing the finalizer would let the garbage collector delete them with it. It stays until `wave
+   * migrate from-wave` has removed those references (and then the finalizer).
+   */
+  | { readonly action: 'guard'; readonly owned: readonly string[]; readonly reason: string };
+
+/** Merges two merge patches: objects merge key by key, anything else in `b` wins. */
+function mergePatches(a: JsonRecord, b: JsonRecord): JsonRecord {
+  const merged: JsonRecord = { ...a };
+  for (const [key, value] of Object.entries(b)) {
+    const existing = merged[key];
+    merged[key] = isRecord(existing) && isRecord(value) ? mergePatches(existing, value) : value;
+  }
+  return merged;
+}
+
+/**
+ * A merge patch replaces lists whole (finalizers, gates), so such a patch carries the resourceVersion it
+ * was computed from: a concurrent change — another controller's finalizer, another gate — makes it fail
+ * (409) instead of being undone; the loop looks again from the cache.
+ */
+function precondition(workload: Workload): JsonRecord {
+  const version = workload.metadata.resourceVersion;
+  return version === undefined ? {} : { metadata: { resourceVersion: version } };
+}
+
+function finalizerPatch(workload: Workload): JsonRecord {
+  return mergePatches(precondition(workload), {
+    metadata: { finalizers: finalizersWithoutWave(workload.metadata) },
+  });
+}
 
 /** The gates a template keeps once wave's own is gone; null tells a merge patch to drop the list. */
 function gatesWithoutWave(template: unknown): readonly unknown[] | null {
@@ -45,61 +113,145 @@ function gatesWithoutWave(template: unknown): readonly unknown[] | null {
   return gates.length > 0 ? gates : null;
 }
 
-/**
- * A merge patch replaces lists whole, so a patch of the gate list carries the resourceVersion it was
- * computed from: a concurrent change to the other gates makes it fail (409) instead of being undone.
- */
 function gatePatch(workload: Workload, template: unknown, hash: string | undefined): JsonRecord {
   const spec: JsonRecord = { schedulingGates: gatesWithoutWave(template) };
   const templatePatch: JsonRecord = { spec };
   if (hash !== undefined) templatePatch['metadata'] = { annotations: { [configHashAnnotation]: hash } };
-  const metadata: JsonRecord = {};
-  if (workload.metadata.resourceVersion !== undefined) {
-    metadata['resourceVersion'] = workload.metadata.resourceVersion;
-  }
-  return { metadata, spec: { template: templatePatch } };
+  return mergePatches(precondition(workload), { spec: { template: templatePatch } });
+}
+
+/** Holds the pods wave's way: the config-missing gate after any others. */
+function holdPatch(workload: Workload, template: unknown): JsonRecord {
+  const gates = asArray(asRecord(asRecord(template)?.['spec'])?.['schedulingGates']);
+  const spec = { schedulingGates: [...gates, { name: configMissingGate }] };
+  return mergePatches(precondition(workload), { spec: { template: { spec } } });
 }
 
 function hashPatch(hash: string): JsonRecord {
   return { spec: { template: { metadata: { annotations: { [configHashAnnotation]: hash } } } } };
 }
 
-export function planSync(workload: Workload, result: HashResult): SyncPlan {
+function waveCleanup(workload: Workload, leftovers: WaveLeftovers): WaveCleanup | undefined {
+  const { finalizer, hold } = leftovers;
+  if (!finalizer && hold === undefined) return undefined;
+  let patch = precondition(workload);
+  const reasons: string[] = [];
+  if (finalizer) {
+    patch = mergePatches(patch, finalizerPatch(workload));
+    reasons.push(`removed Wave's finalizer ${waveFinalizer}`);
+  }
+  if (hold !== undefined) {
+    patch = mergePatches(patch, { metadata: { annotations: { [waveSchedulingDisabledAnnotation]: null } } });
+    if (hold.active) {
+      // null drops the field; the apiserver defaults it to the default scheduler again.
+      patch = mergePatches(patch, {
+        spec: { template: { spec: { schedulerName: hold.scheduler ?? null } } },
+      });
+      reasons.push(
+        `restored the scheduler ${hold.scheduler ?? '(default)'} Wave had replaced to hold the pods`,
+      );
+    } else {
+      reasons.push(`removed Wave's annotation ${waveSchedulingDisabledAnnotation}`);
+    }
+  }
+  return { patch, reasons, restoresScheduler: hold?.active ?? false };
+}
+
+function withCleanup(reason: string, cleanup: WaveCleanup | undefined): string {
+  return cleanup === undefined ? reason : `${reason}; ${cleanup.reasons.join('; ')}`;
+}
+
+const cleanupField = (cleanup: WaveCleanup | undefined) => (cleanup === undefined ? {} : { cleanup });
+
+/**
+ * `owned`: the ConfigMaps and Secrets (described) that still carry Wave's ownerReference to this workload;
+ * they only matter while it is being deleted.
+ */
+export function planSync(workload: Workload, result: HashResult, owned: readonly string[] = []): SyncPlan {
   const template = workload.spec.template;
   const held = isHeld(template);
   const current = templateHash(template);
-  if (!optInStatus(workload).optedIn) {
-    return held
-      ? {
-          action: 'unhold',
-          patch: gatePatch(workload, template, undefined),
-          reason: 'opted out: gate released',
-        }
-      : { action: 'forget', reason: 'not opted in' };
+  const leftovers = waveLeftovers(workload);
+  if (workload.metadata.deletionTimestamp !== undefined && leftovers.finalizer) {
+    if (owned.length > 0) {
+      return {
+        action: 'guard',
+        owned,
+        reason: `being deleted, but ${owned.join(', ')} still carry the ownerReference Wave set on them: the garbage collector would delete them with it, so Wave's finalizer stays until \`wave migrate from-wave --apply\` removes those references`,
+      };
+    }
+    return {
+      action: 'let-go',
+      patch: finalizerPatch(workload),
+      reason: `being deleted: removed Wave's finalizer ${waveFinalizer}, the deletion completes`,
+    };
   }
+  const cleanup = waveCleanup(workload, leftovers);
+  if (!optInStatus(workload).optedIn) {
+    if (held) {
+      return {
+        action: 'unhold',
+        patch: mergePatches(gatePatch(workload, template, undefined), cleanup?.patch ?? {}),
+        reason: withCleanup('opted out: gate released', cleanup),
+        ...cleanupField(cleanup),
+      };
+    }
+    return { action: 'forget', reason: withCleanup('not opted in', cleanup), ...cleanupField(cleanup) };
+  }
+  const waveHeld = leftovers.hold?.active ?? false;
   if (!result.complete) {
     const what = summarizeMissing(result.missing);
+    if (waveHeld && cleanup !== undefined) {
+      const converted: WaveCleanup = {
+        ...cleanup,
+        patch: mergePatches(cleanup.patch, held ? {} : holdPatch(workload, template)),
+        reasons: [...cleanup.reasons, `held with the scheduling gate ${configMissingGate} instead`],
+      };
+      return {
+        action: 'missing',
+        missing: result.missing,
+        held: true,
+        reason: withCleanup(`held: ${what}`, converted),
+        cleanup: converted,
+      };
+    }
     return {
       action: 'missing',
       missing: result.missing,
       held,
-      reason: held ? `still held: ${what}` : `kept hash ${current ?? '(none)'}: ${what}`,
+      reason: withCleanup(
+        held ? `still held: ${what}` : `kept hash ${current ?? '(none)'}: ${what}`,
+        cleanup,
+      ),
+      ...cleanupField(cleanup),
     };
   }
-  if (held) {
+  if (held || waveHeld) {
+    const release = held
+      ? gatePatch(workload, template, result.hash)
+      : mergePatches(precondition(workload), hashPatch(result.hash));
     return {
       action: 'release',
-      patch: gatePatch(workload, template, result.hash),
+      patch: mergePatches(release, cleanup?.patch ?? {}),
       to: result.hash,
-      reason: 'configuration complete: gate released and hash stamped',
+      reason: withCleanup(
+        held
+          ? 'configuration complete: gate released and hash stamped'
+          : "configuration complete: Wave's hold released and hash stamped",
+        cleanup,
+      ),
+      ...cleanupField(cleanup),
     };
   }
-  if (current === result.hash) return { action: 'none', reason: 'hash up to date' };
+  if (current === result.hash) {
+    return { action: 'none', reason: withCleanup('hash up to date', cleanup), ...cleanupField(cleanup) };
+  }
   return {
     action: 'roll',
-    patch: hashPatch(result.hash),
+    patch: mergePatches(hashPatch(result.hash), cleanup?.patch ?? {}),
     from: current,
     to: result.hash,
-    reason: current === undefined ? 'no hash yet' : 'configuration changed',
+    reason: withCleanup(current === undefined ? 'no hash yet' : 'configuration changed', cleanup),
+    ...cleanupField(cleanup),
   };
 }

@@ -23,8 +23,11 @@
  */
 import type { ChildData, ChildKind, ChildLookup, ChildRef } from '../core/objects.ts';
 import { childKey } from '../core/objects.ts';
+import { asArray, asRecord } from '../core/json.ts';
 import { describeChild } from '../core/refs.ts';
 import type { ConsumedChild } from '../core/refs.ts';
+import { asWaveOwnerReference } from '../core/wave-leftovers.ts';
+import type { OwnerReference } from '../core/wave-leftovers.ts';
 import { Backoff } from '../kube/backoff.ts';
 import type { BackoffOptions } from '../kube/backoff.ts';
 import type { ChildFetcher } from '../kube/child-fetcher.ts';
@@ -43,6 +46,11 @@ export interface ChildMeta {
   readonly name: string;
   readonly uid: string;
   readonly resourceVersion: string;
+  /**
+   * The ownerReferences of Wave's shape it carries, when any: older Wave versions put one to every
+   * workload that consumed it. Rare, and a few bytes each.
+   */
+  readonly waveOwners?: readonly OwnerReference[];
 }
 
 /**
@@ -80,6 +88,11 @@ export interface ConfigCacheOptions {
   readonly concurrency?: number;
   /** Backoff of a failing GET. Defaults as the watches'. */
   readonly fetchBackoff?: BackoffOptions;
+  /**
+   * Called with the workloads (`Kind/namespace/name`) whose set of children carrying Wave's
+   * ownerReference to them changed (one was added or removed).
+   */
+  readonly onWaveOwnersChanged?: (workloads: readonly string[]) => void;
 }
 
 interface Held {
@@ -109,6 +122,9 @@ export class ConfigCache {
   readonly #concurrency: number;
   readonly #fetchBackoff: BackoffOptions | undefined;
   readonly #meta = new Map<string, ChildMeta>();
+  /** Owner uid → keys of the children carrying Wave's ownerReference to it. */
+  readonly #waveOwned = new Map<string, Set<string>>();
+  readonly #onWaveOwnersChanged: ((workloads: readonly string[]) => void) | undefined;
   readonly #held = new Map<string, Held>();
   readonly #fetches = new Map<string, Fetch>();
   readonly #queue: string[] = [];
@@ -131,6 +147,7 @@ export class ConfigCache {
     this.#namespaces = opts.namespaces === undefined ? undefined : new Set(opts.namespaces);
     this.#concurrency = opts.concurrency ?? 8;
     this.#fetchBackoff = opts.fetchBackoff;
+    this.#onWaveOwnersChanged = opts.onWaveOwnersChanged;
     for (const kind of kinds)
       this.#counts.set(kind, { metaObjects: 0, metaBytes: 0, dataObjects: 0, dataBytes: 0 });
     this.#publish('ConfigMap');
@@ -168,6 +185,23 @@ export class ConfigCache {
   /** The metadata of a child the watches have seen. */
   metadata(ref: ChildRef): ChildMeta | undefined {
     return this.#meta.get(childKey(ref));
+  }
+
+  /**
+   * The children (described, sorted) that carry Wave's ownerReference to the workload with this uid: the
+   * garbage collector would delete them with it.
+   */
+  waveOwnedBy(uid: string | undefined): readonly string[] {
+    const keys = uid === undefined ? undefined : this.#waveOwned.get(uid);
+    return [...(keys ?? [])]
+      .flatMap((key) => {
+        const meta = this.#meta.get(key);
+        const kind: ChildKind = key.startsWith('Secret/') ? 'Secret' : 'ConfigMap';
+        return meta === undefined
+          ? []
+          : [describeChild({ kind, namespace: meta.namespace, name: meta.name })];
+      })
+      .sort();
   }
 
   /** Every watched kind and namespace has completed its first list. */
@@ -241,6 +275,7 @@ export class ConfigCache {
     else counts.metaBytes -= metaBytes(previous);
     counts.metaBytes += metaBytes(meta);
     this.#meta.set(key, meta);
+    this.#indexWaveOwners(key, previous, meta);
     this.#publish(kind);
     if (!this.index.isConsumed(ref)) return;
     const held = this.#held.get(key);
@@ -256,11 +291,37 @@ export class ConfigCache {
       counts.metaObjects -= 1;
       counts.metaBytes -= metaBytes(meta);
       this.#meta.delete(key);
+      this.#indexWaveOwners(key, meta, undefined);
     }
     const held = this.#drop(ref);
     this.#cancel(key);
     this.#publish(kind);
     if (this.index.isConsumed(ref)) this.#emit(ref, held?.data, undefined);
+  }
+
+  #indexWaveOwners(key: string, before: ChildMeta | undefined, after: ChildMeta | undefined): void {
+    const was = before?.waveOwners ?? [];
+    const is = after?.waveOwners ?? [];
+    if (was.length === 0 && is.length === 0) return;
+    const changed: string[] = [];
+    for (const owner of was) {
+      if (is.some((o) => o.uid === owner.uid)) continue;
+      const keys = this.#waveOwned.get(owner.uid);
+      keys?.delete(key);
+      if (keys?.size === 0) this.#waveOwned.delete(owner.uid);
+      changed.push(`${owner.kind}/${before?.namespace ?? ''}/${owner.name}`);
+    }
+    for (const owner of is) {
+      if (was.some((o) => o.uid === owner.uid)) continue;
+      let keys = this.#waveOwned.get(owner.uid);
+      if (keys === undefined) {
+        keys = new Set();
+        this.#waveOwned.set(owner.uid, keys);
+      }
+      keys.add(key);
+      changed.push(`${owner.kind}/${after?.namespace ?? ''}/${owner.name}`);
+    }
+    if (changed.length > 0) this.#onWaveOwnersChanged?.(changed);
   }
 
   #onSynced(kind: ChildKind, namespace: string | undefined, initial: boolean): void {
@@ -477,13 +538,18 @@ export class ConfigCache {
   }
 }
 
-/** The reflector transform for the metadata watches: keeps identity and version, nothing else. */
-export function childMetaTransform(_raw: unknown, identity: ObjectIdentity): ChildMeta {
+/** The reflector transform for the metadata watches: identity, version, and Wave's ownerReferences. */
+export function childMetaTransform(raw: unknown, identity: ObjectIdentity): ChildMeta {
+  const owners = asArray(asRecord(asRecord(raw)?.['metadata'])?.['ownerReferences']).flatMap((ref) => {
+    const owner = asWaveOwnerReference(ref);
+    return owner === undefined ? [] : [{ ...owner }];
+  });
   return {
     namespace: identity.namespace ?? '',
     name: identity.name,
     uid: identity.uid,
     resourceVersion: identity.resourceVersion,
+    ...(owners.length === 0 ? {} : { waveOwners: owners }),
   };
 }
 
@@ -557,7 +623,10 @@ export function newer(a: string, b: string): boolean {
 }
 
 function metaBytes(meta: ChildMeta): number {
-  return meta.namespace.length + meta.name.length + meta.uid.length + meta.resourceVersion.length;
+  let bytes = meta.namespace.length + meta.name.length + meta.uid.length + meta.resourceVersion.length;
+  for (const o of meta.waveOwners ?? [])
+    bytes += o.apiVersion.length + o.kind.length + o.name.length + o.uid.length;
+  return bytes;
 }
 
 function dataBytes(data: ChildData): number {

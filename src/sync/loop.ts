@@ -8,6 +8,7 @@ import { workloadKinds } from '../core/kinds.ts';
 import { parseWorkload } from '../core/objects.ts';
 import { describeChild } from '../core/refs.ts';
 import { isHeld } from '../core/template.ts';
+import { carriesWaveLeftovers } from '../core/wave-leftovers.ts';
 import { apiChildFetcher } from '../kube/child-fetcher.ts';
 import { apiErrorMessage, isConflict, isNotFound, type KubeClients } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
@@ -52,9 +53,18 @@ function cachedWorkload(raw: Readonly<Record<string, unknown>>, kind: string): C
   return { workload: parsed.value, selector: selector === undefined ? undefined : { ...selector } };
 }
 
-/** Wave cares about a workload that is opted in, or held (an opt-out must release it). */
+/**
+ * Wave cares about a workload that is opted in, or held (an opt-out must release it), or carries what Wave
+ * left (its finalizer, its hold), opted in or not. The watch delivers whole workloads, so telling costs no
+ * read.
+ */
 function relevant(item: CachedWorkload | null | undefined): boolean {
-  return item != null && (optInStatus(item.workload).optedIn || isHeld(item.workload.spec.template));
+  return (
+    item != null &&
+    (optInStatus(item.workload).optedIn ||
+      isHeld(item.workload.spec.template) ||
+      carriesWaveLeftovers(item.workload))
+  );
 }
 
 /** Equal apart from what every write changes: an update wave does not read (status, scale) is ignored. */
@@ -101,6 +111,14 @@ export class SyncLoop {
         for (const key of change.affected) {
           if (known) this.#queue.add(key, trigger);
           else this.#queue.add(key, undefined, 0);
+        }
+      },
+      // A workload being deleted waits for its children's Wave ownerReferences to go; the warning on the
+      // others is withdrawn. Either way, look again when they change.
+      onWaveOwnersChanged: (keys) => {
+        for (const key of keys) {
+          const [kind = '', namespace = '', name = ''] = key.split('/');
+          if (relevant(this.#stores.get(kind)?.get(`${namespace}/${name}`))) this.#queue.add(key);
         }
       },
     });

@@ -3,7 +3,7 @@
 // event payload; the triggers only say which object to name in the Event.
 import type { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { configMissingGate } from '../core/annotations.ts';
+import { configMissingGate, waveInvalidSchedulers } from '../core/annotations.ts';
 import { optInStatus } from '../core/admission.ts';
 import { computeConfigHash } from '../core/hash.ts';
 import type { HashResult } from '../core/hash.ts';
@@ -11,6 +11,8 @@ import { kindByName } from '../core/kinds.ts';
 import type { Workload } from '../core/objects.ts';
 import { consumedConfig } from '../core/refs.ts';
 import { planSync } from '../core/sync-plan.ts';
+import type { WaveCleanup } from '../core/sync-plan.ts';
+import { waveOwnerReferencesWarning } from '../core/wave-leftovers.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { Logger } from '../log.ts';
 import { sha256Hex } from '../sha256.ts';
@@ -26,7 +28,10 @@ export interface CachedWorkload {
 }
 
 export type ReconcileOutcome =
-  | { readonly outcome: 'forgotten' | 'unchanged' | 'pending' | 'missing' | 'rolled' | 'released' }
+  | {
+      readonly outcome:
+        'forgotten' | 'unchanged' | 'pending' | 'missing' | 'rolled' | 'released' | 'cleaned' | 'guarded';
+    }
   | { readonly outcome: 'throttled'; readonly retryInMs: number };
 
 export interface ReconcilerOptions {
@@ -97,7 +102,9 @@ export class Reconciler {
    * delivers that version, the cached workload still shows the old hash; another event for it in that
    * window must not write (and count, and announce) the same rollout twice.
    */
-  readonly #written = new Map<string, { hash: string; resourceVersion: string }>();
+  readonly #written = new Map<string, { hash: string | undefined; resourceVersion: string }>();
+  /** The Wave-ownerReference warning last recorded per workload: one Event per distinct state. */
+  readonly #reportedOwners = new Map<string, string>();
 
   constructor(o: ReconcilerOptions) {
     this.#o = o;
@@ -116,6 +123,7 @@ export class Reconciler {
       this.#reportedMissing.delete(key);
       this.#fingerprints.delete(key);
       this.#written.delete(key);
+      this.#reportedOwners.delete(key);
       return { outcome: 'forgotten' };
     }
     const { workload } = cached;
@@ -127,31 +135,57 @@ export class Reconciler {
       if (consumed.children.some((child) => cache.state(child) === 'pending')) return { outcome: 'pending' };
       result = computeConfigHash(consumed, cache.lookup, sha256Hex);
     }
-    const plan = planSync(workload, result);
+    const owned = cache.waveOwnedBy(workload.metadata.uid);
+    const plan = planSync(workload, result, owned);
     const log = { workload: key, action: plan.action };
     const written = this.#written.get(key);
+    let cacheBehind = false;
     if (written !== undefined) {
-      const cacheBehind = newer(written.resourceVersion, workload.metadata.resourceVersion ?? '');
+      cacheBehind = newer(written.resourceVersion, workload.metadata.resourceVersion ?? '');
       if (!cacheBehind) this.#written.delete(key);
       else if ((plan.action === 'roll' || plan.action === 'release') && plan.to === written.hash) {
         return { outcome: 'unchanged' };
       }
     }
+    if (plan.action !== 'guard') this.#warnOfWaveOwners(key, workload, owned);
     const before = this.#fingerprints.get(key)?.byChild;
     // Read off the hash input only when the hash moved: a resync that changes nothing parses nothing.
     if (result.complete && consumed !== undefined && this.#fingerprints.get(key)?.hash !== result.hash) {
       const byChild = fingerprints(result.hashInput, workload.metadata.namespace);
       this.#fingerprints.set(key, { hash: result.hash, byChild });
     }
+    // A write of ours the cache has not caught up with yet: a cleanup planned from the older version would
+    // only conflict; the watch's event for the write looks again.
+    const cleanup = cacheBehind ? undefined : 'cleanup' in plan ? plan.cleanup : undefined;
     switch (plan.action) {
       case 'none':
         this.#reportedMissing.delete(key);
-        return { outcome: 'unchanged' };
+        if (cleanup === undefined) return { outcome: 'unchanged' };
+        await this.#cleanUp(key, cached, cleanup);
+        return { outcome: 'cleaned' };
       case 'forget':
         this.#reportedMissing.delete(key);
         this.#fingerprints.delete(key);
-        return { outcome: 'forgotten' };
+        if (cleanup === undefined) return { outcome: 'forgotten' };
+        await this.#cleanUp(key, cached, cleanup);
+        return { outcome: 'cleaned' };
+      case 'let-go': {
+        if (cacheBehind) return { outcome: 'unchanged' };
+        this.#written.set(key, { hash: undefined, resourceVersion: await this.#patch(workload, plan.patch) });
+        logger.info(log, plan.reason);
+        this.#event(workload, 'Normal', 'MigratedFromWave', plan.reason);
+        return { outcome: 'cleaned' };
+      }
+      case 'guard': {
+        if (this.#reportedOwners.get(key) !== plan.reason) {
+          this.#reportedOwners.set(key, plan.reason);
+          logger.warn({ ...log, children: plan.owned }, plan.reason);
+          this.#event(workload, 'Warning', 'WaveOwnerReferences', plan.reason);
+        }
+        return { outcome: 'guarded' };
+      }
       case 'missing': {
+        if (cleanup !== undefined) await this.#cleanUp(key, cached, cleanup);
         if (this.#reportedMissing.get(key) !== plan.reason) {
           this.#reportedMissing.set(key, plan.reason);
           logger.info(log, plan.reason);
@@ -175,6 +209,7 @@ export class Reconciler {
         const message = `${why} changed: config hash ${short(plan.from)} → ${short(plan.to)}`;
         logger.info({ ...log, from: plan.from, to: plan.to, triggers: [...triggers] }, message);
         this.#event(workload, 'Normal', 'ConfigChanged', message);
+        if (plan.cleanup !== undefined) this.#announceCleanup(key, workload, plan.cleanup);
         return { outcome: 'rolled' };
       }
       case 'release':
@@ -186,9 +221,37 @@ export class Reconciler {
         await this.#replaceHeldPods(workload, cached.selector);
         logger.info(log, plan.reason);
         this.#event(workload, 'Normal', 'ConfigReleased', plan.reason);
+        if (plan.cleanup !== undefined) this.#announceCleanup(key, workload, plan.cleanup);
         return { outcome: 'released' };
       }
     }
+  }
+
+  /** Writes a cleanup that no other write of this reconcile carries. */
+  async #cleanUp(key: string, cached: CachedWorkload, cleanup: WaveCleanup): Promise<void> {
+    const { workload } = cached;
+    this.#written.set(key, { hash: undefined, resourceVersion: await this.#patch(workload, cleanup.patch) });
+    if (cleanup.restoresScheduler) await this.#replaceHeldPods(workload, cached.selector);
+    this.#announceCleanup(key, workload, cleanup);
+  }
+
+  #announceCleanup(key: string, workload: Workload, cleanup: WaveCleanup): void {
+    const message = cleanup.reasons.join('; ');
+    this.#o.logger.info({ workload: key, action: 'cleanup' }, message);
+    this.#event(workload, 'Normal', 'MigratedFromWave', message);
+  }
+
+  /** One Warning Event while children still carry Wave's ownerReference to the workload. */
+  #warnOfWaveOwners(key: string, workload: Workload, owned: readonly string[]): void {
+    const warning = waveOwnerReferencesWarning(workload.kind, owned);
+    if (warning === undefined) {
+      this.#reportedOwners.delete(key);
+      return;
+    }
+    if (this.#reportedOwners.get(key) === warning) return;
+    this.#reportedOwners.set(key, warning);
+    this.#o.logger.warn({ workload: key, children: owned }, warning);
+    this.#event(workload, 'Warning', 'WaveOwnerReferences', warning);
   }
 
   #event(workload: Workload, type: 'Normal' | 'Warning', reason: string, message: string): void {
@@ -237,8 +300,13 @@ export class Reconciler {
       .join(',');
     const namespace = workload.metadata.namespace;
     const pods = await this.#o.core.listNamespacedPod({ namespace, labelSelector });
-    const held = pods.items.filter((pod) =>
-      pod.spec?.schedulingGates?.some((g) => g.name === configMissingGate),
+    // Held wave's way (the gate), or Wave's way (its invalid scheduler: a pod's scheduler is immutable).
+    const held = pods.items.filter(
+      (pod) =>
+        pod.spec?.schedulingGates?.some((g) => g.name === configMissingGate) === true ||
+        (pod.spec?.nodeName === undefined &&
+          pod.metadata?.deletionTimestamp === undefined &&
+          waveInvalidSchedulers.includes(pod.spec?.schedulerName ?? '')),
     );
     await Promise.all(
       held.map((pod) =>

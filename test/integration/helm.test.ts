@@ -95,6 +95,51 @@ await t.test('with its defaults the chart renders the objects of manifests/base'
   t.ok(find(chart, 'Job', 'wave-certs-install-1'), 'the install Job carries the release revision');
 });
 
+await t.test('migrateFromWave.enabled adds the objects of manifests/migrate-from-wave', async (t) => {
+  const chart = await helmTemplate(home, 'wave', 'wave-system', { migrateFromWave: { enabled: true } });
+  const base = await renderKustomize(join(root, 'manifests/base'));
+  const migration = await renderKustomize(join(root, 'manifests/migrate-from-wave'));
+  t.equal(migration.length, 4, 'a ServiceAccount, a ClusterRole and its binding, and the Job');
+  sameObjects(t, chart, [...base, ...migration], 'migrateFromWave vs base + migrate-from-wave');
+  t.ok(find(chart, 'Job', 'wave-migrate-from-wave-1'), 'the Job carries the release revision');
+});
+
+await t.test('with namespaces, the migration gets a Role in each and is limited to them', async (t) => {
+  const chart = await helmTemplate(home, 'wave', 'wave-system', {
+    namespaces: ['shop', 'blog'],
+    migrateFromWave: { enabled: true },
+  });
+  const migration = chart.filter(
+    (o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'migrate-from-wave',
+  );
+  t.same(
+    migration.map((o) => `${o.kind} ${o.metadata.namespace ?? '-'}/${o.metadata.name}`).sort(),
+    [
+      'Job wave-system/wave-migrate-from-wave-1',
+      'Role blog/wave-migrate',
+      'Role shop/wave-migrate',
+      'RoleBinding blog/wave-migrate',
+      'RoleBinding shop/wave-migrate',
+      'ServiceAccount wave-system/wave-migrate',
+    ],
+    'no ClusterRole',
+  );
+  const kustomizeRole = find(
+    await renderKustomize(join(root, 'manifests/migrate-from-wave')),
+    'ClusterRole',
+    'wave-migrate',
+  );
+  t.same(find(migration, 'Role', 'wave-migrate')?.['rules'], kustomizeRole?.['rules'], 'the same rules');
+  const job = find(migration, 'Job', 'wave-migrate-from-wave-1') as
+    { spec: { template: { spec: { containers: { args: string[] }[] } } } } | undefined;
+  t.same(job?.spec.template.spec.containers[0]?.args, [
+    'migrate',
+    'from-wave',
+    '--apply',
+    '--namespace=shop,blog',
+  ]);
+});
+
 await t.test('certs.mode cert-manager renders the cert-manager overlay', async (t) => {
   const chart = await helmTemplate(home, 'wave', 'wave-system', { certs: { mode: 'cert-manager' } });
   const overlay = await renderKustomize(join(root, 'manifests/overlays/cert-manager'));
@@ -232,6 +277,8 @@ await t.test('the apiserver accepts what each values set renders', async (t) => 
       { certs: { mode: 'cert-manager' }, serviceMonitor: { enabled: true } },
     ],
     ['namespaced and tuned', tuned([target])],
+    ['the migration from Wave', { migrateFromWave: { enabled: true } }],
+    ['the migration from Wave, namespaced', { ...tuned([target]), migrateFromWave: { enabled: true } }],
   ];
   for (const [what, values] of sets) {
     const objects = await helmTemplate(home, namespace, namespace, values);

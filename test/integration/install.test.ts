@@ -17,15 +17,9 @@ import {
 import { stringify } from 'yaml';
 import { mutatePath } from '../../src/webhook/server.ts';
 import { optInCondition, webhookConfiguration } from '../../src/webhook/registration.ts';
-import {
-  clusterClients,
-  freshNamespace,
-  kubeconfigPath,
-  kubectl,
-  stays,
-  waitFor,
-} from '../support/cluster.ts';
+import { clusterClients, freshNamespace, kubectl, stays, waitFor } from '../support/cluster.ts';
 import { find, installCrds, renderKustomize as render, serverDryRun, toYaml } from '../support/manifests.ts';
+import { serviceAccountKubeconfig as kubeconfigOf } from '../support/service-account.ts';
 import { offlineHashes, startWave } from '../support/wave.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -55,40 +49,9 @@ async function can(serviceAccount: string, args: readonly string[]): Promise<boo
   return out.trim() === 'yes';
 }
 
-/** A kubeconfig that authenticates as a ServiceAccount of the install, with a token from TokenRequest. */
-async function serviceAccountKubeconfig(dir: string, serviceAccount: string): Promise<string> {
-  const { kc, core } = clusterClients();
-  const token = await core.createNamespacedServiceAccountToken({
-    name: serviceAccount,
-    namespace: waveNamespace,
-    body: { spec: { expirationSeconds: 3600 } },
-  });
-  const cluster = kc.getCurrentCluster();
-  if (cluster === null) throw new Error(`${kubeconfigPath} names no cluster`);
-  const path = join(dir, `${serviceAccount}.kubeconfig`);
-  await writeFile(
-    path,
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'local',
-          cluster: {
-            server: cluster.server,
-            ...(cluster.caFile === undefined
-              ? { 'certificate-authority-data': cluster.caData }
-              : { 'certificate-authority': cluster.caFile }),
-          },
-        },
-      ],
-      users: [{ name: serviceAccount, user: { token: token.status?.token } }],
-      contexts: [{ name: serviceAccount, context: { cluster: 'local', user: serviceAccount } }],
-      'current-context': serviceAccount,
-    }),
-    { mode: 0o600 },
-  );
-  return path;
+/** A kubeconfig that authenticates as a ServiceAccount of the install. */
+function serviceAccountKubeconfig(dir: string, serviceAccount: string): Promise<string> {
+  return kubeconfigOf(dir, waveNamespace, serviceAccount);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -3,11 +3,10 @@
 import t from 'tap';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { clusterClients, freshNamespace, kubectl, stays, waitFor } from '../support/cluster.ts';
+import { revisionCount, rolledOut, templateHash, type Kind } from '../support/rollout.ts';
 import { fastLoop, offlineHashes, startWave } from '../support/wave.ts';
 
-const hashAnnotation = 'wave.pusher.com/config-hash';
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-type Kind = 'Deployment' | 'StatefulSet' | 'DaemonSet';
 
 /** The consumed values of the manifest; the defaults are what it is applied with. */
 interface Values {
@@ -61,40 +60,6 @@ async function offlineHash(manifest: string, kind: Kind, namespace: string, name
   const hash = (await offlineHashes(manifest)).get(id);
   if (hash === undefined) throw new Error(`wave hash -f printed no hash for ${id}`);
   return hash;
-}
-
-async function templateHash(kind: Kind, namespace: string, name: string): Promise<string | undefined> {
-  const object = JSON.parse(await kubectl(['-n', namespace, 'get', kind, name, '-o', 'json'])) as {
-    spec: { template: { metadata?: { annotations?: Record<string, string> } } };
-  };
-  return object.spec.template.metadata?.annotations?.[hashAnnotation];
-}
-
-async function revisionCount(kind: Kind, namespace: string): Promise<number> {
-  const { apps } = clusterClients();
-  return kind === 'Deployment'
-    ? (await apps.listNamespacedReplicaSet({ namespace })).items.length
-    : (await apps.listNamespacedControllerRevision({ namespace })).items.length;
-}
-
-/** kubectl's own rollout check passes, and the one pod left is Running (the old one is gone). */
-async function rolledOut(kind: Kind, namespace: string, name: string): Promise<boolean> {
-  const status = await kubectl([
-    '-n',
-    namespace,
-    'rollout',
-    'status',
-    `${kind.toLowerCase()}/${name}`,
-    '--watch=false',
-  ]);
-  // Deployments say "successfully rolled out", StatefulSets "roll out complete", DaemonSets both ways.
-  if (!/successfully rolled out|roll out complete|rolling update complete/.test(status)) return false;
-  const pods = (await clusterClients().core.listNamespacedPod({ namespace, labelSelector: `app=${name}` }))
-    .items;
-  return (
-    pods.length === 1 &&
-    pods.every((p) => p.status?.phase === 'Running' && p.metadata?.deletionTimestamp == null)
-  );
 }
 
 for (const [kind, child] of [

@@ -10,7 +10,7 @@ import type { FetchedChild } from '../../src/kube/child-fetcher.ts';
 import type { WatchEvent } from '../../src/kube/watch.ts';
 import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
-import { ConfigCache, compareVersions, newer } from '../../src/sync/config-cache.ts';
+import { childMetaTransform, ConfigCache, compareVersions, newer } from '../../src/sync/config-cache.ts';
 import type { ChildChange, ChildMeta, ConfigCacheOptions } from '../../src/sync/config-cache.ts';
 import { waitFor } from '../support/cluster.ts';
 import { consumes } from './support/workloads.ts';
@@ -370,5 +370,35 @@ t.test('resourceVersions compare as numbers when they are numbers', (t) => {
   t.equal(compareVersions('100', '99'), 1);
   t.equal(compareVersions('99', '100'), -1);
   t.equal(compareVersions('x', '1'), undefined);
+  t.end();
+});
+
+t.test("the metadata watch keeps Wave's ownerReferences and says when they change", (t) => {
+  const waveRef = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    name: 'web',
+    uid: 'uid-web',
+    blockOwnerDeletion: true,
+    controller: false,
+  };
+  const identity = { namespace: 'shop', name: 'settings', uid: 'uid-settings', resourceVersion: '7' };
+  const raw = (ownerReferences: unknown[]) => ({ metadata: { ...identity, ownerReferences } });
+  const owned = childMetaTransform(raw([waveRef, { ...waveRef, uid: 'uid-rs', controller: true }]), identity);
+  t.same(owned.waveOwners, [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: 'uid-web' }]);
+  t.equal(childMetaTransform(raw([]), identity).waveOwners, undefined, 'nothing kept without them');
+
+  const told: string[][] = [];
+  const s = setup(t, { onWaveOwnersChanged: (keys) => told.push([...keys]) });
+  const ref = cm('settings');
+  s.send(ref, { type: 'added', key: 'shop/settings', object: owned });
+  t.same(s.cache.waveOwnedBy('uid-web'), ['ConfigMap shop/settings']);
+  t.same(told, [['Deployment/shop/web']]);
+  const freed = childMetaTransform(raw([]), { ...identity, resourceVersion: '8' });
+  s.send(ref, { type: 'updated', key: 'shop/settings', old: owned, object: freed });
+  t.same(s.cache.waveOwnedBy('uid-web'), [], 'the reference removed');
+  t.same(told, [['Deployment/shop/web'], ['Deployment/shop/web']], 'told again');
+  s.send(ref, { type: 'updated', key: 'shop/settings', old: freed, object: freed });
+  t.equal(told.length, 2, 'nothing to tell when nothing changed');
   t.end();
 });

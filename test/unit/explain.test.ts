@@ -87,3 +87,25 @@ t.test('a workload not opted in is explained as left alone, near misses shown', 
   t.match(formatExplanation(e), /opted in: +no \(annotation is "True"\)/);
   t.end();
 });
+
+t.test('what Wave left is shown, with who removes it', (t) => {
+  const object = deploymentObject({
+    annotations: { [optInAnnotation]: 'true', 'wave.pusher.com/scheduling-disabled': '' },
+    podSpec: { ...podSpec, schedulerName: 'wave.pusher.com/invalid' },
+  });
+  (object['metadata'] as Record<string, unknown>)['finalizers'] = ['wave.pusher.com/finalizer'];
+  const e = explain(workload(object), childLookupFrom([settings, db]), sha256Hex, [
+    'ConfigMap shop/settings',
+  ]);
+  t.equal(e.leftByWave.length, 3);
+  const text = formatExplanation(e);
+  t.match(text, /Left by Wave:\n {2}Wave's finalizer wave\.pusher\.com\/finalizer: wave serve removes it/);
+  t.match(text, /held by Wave \(invalid scheduler\): wave serve restores the scheduler \(default\)/);
+  t.match(text, /ConfigMap shop\/settings still carry .*wave migrate from-wave --apply/);
+  t.same(
+    explain(workload(deploymentObject()), childLookupFrom([]), sha256Hex).leftByWave,
+    [],
+    'nothing left',
+  );
+  t.end();
+});

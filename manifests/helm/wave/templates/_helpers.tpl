@@ -79,6 +79,17 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
   verbs: [create]
 {{- end }}
 
+{{/* Rules of `wave migrate from-wave` (src/cli/migrate.ts): metadata lists, JSON patches of ownerReferences
+and finalizers. */}}
+{{- define "wave.migrateRules" -}}
+- apiGroups: ['']
+  resources: [configmaps, secrets]
+  verbs: [list, patch]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [list, patch]
+{{- end }}
+
 {{/* The restricted-profile security context of every wave container. */}}
 {{- define "wave.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
