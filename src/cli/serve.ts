@@ -2,13 +2,15 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import { hostname } from 'node:os';
 import { createCA, createServingCert, parseCert, serviceDnsNames } from '../certs/pki.ts';
 import { apiChildReader } from '../kube/children.ts';
-import { apiErrorMessage, connect } from '../kube/client.ts';
+import { apiErrorMessage, connect, reachApiserver } from '../kube/client.ts';
 import { eventRecorder } from '../kube/events.ts';
 import type { Logger } from '../log.ts';
 import { Metrics } from '../metrics.ts';
+import { errorMessage } from '../errors.ts';
 import { sha256Hex } from '../sha256.ts';
 import { LeaderElector } from '../kube/lease.ts';
 import { KubeTransport } from '../kube/transport.ts';
@@ -23,7 +25,9 @@ import type { TlsMaterial } from '../webhook/tls.ts';
 import { flagHelp, parseFlags, UsageError } from './flags.ts';
 import type { FlagTable, FlagValues } from './flags.ts';
 import type { CliIo, Command } from './main.ts';
+import { endOfProcess } from './process-end.ts';
 import { runLogged } from './run-logged.ts';
+import { Teardown } from './teardown.ts';
 
 export const serveFlags = {
   kubeconfig: {
@@ -158,6 +162,12 @@ export const serveFlags = {
     default: '',
     help: 'namespace of the Lease; empty: --namespace',
   },
+  'startup-timeout': {
+    type: 'duration',
+    env: 'WAVE_STARTUP_TIMEOUT',
+    default: 60_000,
+    help: 'how long start-up keeps trying to reach the apiserver (a log line per attempt) before exiting 1; 0: one attempt',
+  },
   'admission-timeout': {
     type: 'duration',
     env: 'WAVE_ADMISSION_TIMEOUT',
@@ -180,6 +190,11 @@ const usage = `Usage: wave serve [options]
 Serves the mutating admission webhook (HTTPS), runs the sync loop that rolls workloads when their
 configuration changes (while this replica holds the leader Lease), and serves /healthz, /readyz and
 /metrics (HTTP), until SIGTERM or SIGINT. Every option can also be set by the environment variable named beside it.
+
+A kubeconfig, certificate or port that cannot work, or an apiserver that does not answer within
+--startup-timeout, ends it at once with exit status 1 and one line saying what to change. A signal closes
+what was started, newest first, within 8 s; a second signal exits at once. Exit status: 0 after a signal,
+1 after a failure, 2 for a usage error.
 
 Options:
 ${flagHelp(serveFlags)}
@@ -205,36 +220,128 @@ async function loadTls(o: ServeOptions, logger: Logger, metrics: Metrics): Promi
     metrics.certificateExpiry.set(parseCert(cert.certPem).notAfter.getTime() / 1000);
     return { https: { cert: cert.certPem, key: cert.keyPem }, caPem: ca.certPem, servable: () => true };
   }
-  const source = await TlsFileSource.load({
-    certFile: o['tls-cert-file'],
-    keyFile: o['tls-key-file'],
-    logger,
-    metrics,
-    pollIntervalMs: o['tls-reload-interval'],
-  });
-  const caPem = o['ca-file'] === '' ? undefined : await readFile(o['ca-file'], 'utf8');
+  let source: TlsFileSource;
+  try {
+    source = await TlsFileSource.load({
+      certFile: o['tls-cert-file'],
+      keyFile: o['tls-key-file'],
+      logger,
+      metrics,
+      pollIntervalMs: o['tls-reload-interval'],
+    });
+  } catch (err) {
+    throw new Error(
+      `${errorMessage(err)}; check --tls-cert-file and --tls-key-file (in a pod: the mounted Secret wave-tls), or use --self-signed for a local run`,
+      { cause: err },
+    );
+  }
+  let caPem: string | undefined;
+  try {
+    caPem = o['ca-file'] === '' ? undefined : await readFile(o['ca-file'], 'utf8');
+  } catch (err) {
+    source.close();
+    throw new Error(`cannot read --ca-file ${o['ca-file']}: ${errorMessage(err)}`, { cause: err });
+  }
   return { https: source, caPem, servable: () => source.isServable() };
 }
 
-function signalled(): Promise<string> {
+/** Listens, or fails naming the address, the flag and what to do. Resolves with the port. */
+async function listen(server: FastifyInstance, host: string, port: number, what: string): Promise<number> {
+  try {
+    await server.listen({ host, port });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'the address is in use: stop the process holding it, or choose another port'
+        : code === 'EACCES'
+          ? 'permission denied: choose a port above 1023'
+          : code === 'EADDRNOTAVAIL'
+            ? 'no interface has that address: check --bind-address'
+            : errorMessage(err);
+    throw new Error(`cannot listen on ${host}:${String(port)} for ${what}: ${why}`, { cause: err });
+  }
+  return (server.server.address() as AddressInfo).port;
+}
+
+/**
+ * The whole shutdown's budget, inside the 10 s an operator can count on after SIGTERM (a pod's default
+ * grace period is 30 s); each step also has its own deadline.
+ */
+export const shutdownBudgetMs = 8000;
+
+/**
+ * Serves until `shutdown` aborts: its reason is the signal's name, or the Error that ended the process
+ * (rethrown once everything is closed). A failure while starting closes what had started and rethrows.
+ */
+export async function serve(o: ServeOptions, logger: Logger, shutdown: AbortSignal): Promise<void> {
+  const started = new Teardown(logger, shutdownBudgetMs);
+  const ended = aborted(shutdown);
+  let failure: unknown;
+  try {
+    const starting = start(o, logger, started, shutdown);
+    // A start-up step still under way when a signal came may fail afterwards: that is moot by then.
+    starting.catch(() => undefined);
+    await Promise.race([starting, ended]);
+    await ended;
+  } catch (err) {
+    failure = err;
+  }
+  const reason: unknown = failure ?? shutdown.reason;
+  if (reason instanceof Error) {
+    logger.info(`shutting down after a failure: ${apiErrorMessage(reason)}`);
+  } else {
+    logger.info({ signal: reason }, 'shutting down: no new admissions, finishing in-flight work');
+  }
+  await started.close();
+  if (reason instanceof Error) throw reason;
+  logger.info('stopped');
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    for (const signal of ['SIGTERM', 'SIGINT'] as const)
-      process.once(signal, () => {
-        resolve(signal);
-      });
+    if (signal.aborted) resolve();
+    else
+      signal.addEventListener(
+        'abort',
+        () => {
+          resolve();
+        },
+        { once: true },
+      );
   });
 }
 
-export async function serve(o: ServeOptions, logger: Logger, stop = signalled()): Promise<void> {
+/**
+ * Starts everything in an order that fails fast on local mistakes (kubeconfig, certificate files, ports)
+ * before waiting for the apiserver, adding each thing to `started` as it begins. The reverse order is the
+ * shutdown: the registration goes, the loop finishes its in-flight reconciles, the Lease is handed back,
+ * and only then does the webhook stop taking admissions (finishing those in flight), so admissions the
+ * apiserver still routes here while the endpoint is being removed are answered, not failed open.
+ */
+async function start(
+  o: ServeOptions,
+  logger: Logger,
+  started: Teardown,
+  shutdown: AbortSignal,
+): Promise<void> {
   const metrics = new Metrics();
   const kube = connect(o.kubeconfig);
+  const transport = new KubeTransport(kube.kc);
   const tls = await loadTls(o, logger, metrics);
-  // Checked before anything starts: a usage error later would leave the servers and the loop running.
+  const { https } = tls;
+  if (https instanceof TlsFileSource) {
+    started.add('certificate reload', 100, () => {
+      https.close();
+    });
+  }
+  // Checked before anything starts listening.
   const caBundlePem = o['register-webhook'] ? tls.caPem : '';
   if (caBundlePem === undefined) {
     throw new UsageError('--register-webhook needs the CA for the caBundle: use --self-signed or --ca-file');
   }
   const events = eventRecorder(kube.core, logger);
+  started.add('event recorder', 2000, () => events.flush());
   const admit = createAdmit({
     readChildren: apiChildReader(kube.core),
     events,
@@ -243,7 +350,7 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
     ownFieldManager: fieldManager,
   });
   const webhook = buildWebhookServer({
-    https: tls.https,
+    https,
     logger,
     metrics,
     admit,
@@ -251,7 +358,7 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
   });
   const loop = new SyncLoop({
     kube,
-    transport: new KubeTransport(kube.kc),
+    transport,
     events,
     logger,
     metrics,
@@ -261,27 +368,6 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
     maxRolloutsPerSecond: o['max-rollouts-per-second'],
     rolloutBurst: o['rollout-burst'],
   });
-  loop.start();
-  const elector = o['leader-election']
-    ? new LeaderElector({
-        api: kube.coordination,
-        namespace: o['leader-election-namespace'] === '' ? o.namespace : o['leader-election-namespace'],
-        name: o['leader-election-id'],
-        identity: `${hostname()}_${randomBytes(4).toString('hex')}`,
-        leaseDurationMs: 15_000,
-        renewDeadlineMs: 10_000,
-        retryPeriodMs: 2_000,
-        logger,
-        onStartedLeading: () => {
-          loop.lead();
-        },
-        onStoppedLeading: () => {
-          loop.unlead();
-        },
-      })
-    : undefined;
-  if (elector === undefined) loop.lead();
-  else elector.start();
   const health = buildHealthServer({
     logger,
     metrics,
@@ -290,19 +376,55 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
       { name: 'cache', ok: () => loop.synced },
     ],
   });
-  await webhook.listen({ host: o['bind-address'], port: o['webhook-port'] });
-  await health.listen({ host: o['bind-address'], port: o['health-port'] });
-  const webhookPort = (webhook.server.address() as AddressInfo).port;
-  const healthPort = (health.server.address() as AddressInfo).port;
+  const host = o['bind-address'];
+  started.add('health server', 1000, () => health.close());
+  const healthPort = await listen(health, host, o['health-port'], 'the health server (--health-port)');
+  started.add('webhook server', o['admission-timeout'] + 1000, () => webhook.close());
+  const webhookPort = await listen(webhook, host, o['webhook-port'], 'the webhook (--webhook-port)');
   logger.info({ webhookPort, healthPort }, 'serving');
 
-  let registered = false;
+  await reachApiserver(transport, { logger, timeoutMs: o['startup-timeout'], signal: shutdown });
+  if (shutdown.aborted) return;
+  logger.info({ server: transport.server }, 'the apiserver answers');
+
+  // The elector's first callback comes after a round trip to the apiserver, so after loop.start().
+  if (o['leader-election']) {
+    const elector = new LeaderElector({
+      api: kube.coordination,
+      namespace: o['leader-election-namespace'] === '' ? o.namespace : o['leader-election-namespace'],
+      name: o['leader-election-id'],
+      identity: `${hostname()}_${randomBytes(4).toString('hex')}`,
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      logger,
+      onStartedLeading: () => {
+        loop.lead();
+      },
+      onStoppedLeading: () => {
+        loop.unlead();
+      },
+    });
+    started.add('leader election', 3000, () => elector.stop());
+    elector.start();
+  }
+  started.add('sync loop', 3000, () => loop.stop());
+  loop.start();
+  if (!o['leader-election']) loop.lead();
+
   if (o['register-webhook']) {
-    const url = o['webhook-url'] === '' ? `https://127.0.0.1:${webhookPort}` : o['webhook-url'];
-    await registerWebhook(
+    const name = o['webhook-configuration'];
+    const url = o['webhook-url'] === '' ? `https://127.0.0.1:${String(webhookPort)}` : o['webhook-url'];
+    let registering: Promise<void> = Promise.resolve();
+    // Added before it is sent: a shutdown meanwhile waits for it, then deletes what it wrote.
+    started.add('webhook registration', 2000, async () => {
+      await registering.catch(() => undefined);
+      await deregisterWebhook(kube.admission, name);
+    });
+    registering = registerWebhook(
       kube.admission,
       webhookConfiguration({
-        name: o['webhook-configuration'],
+        name,
         target: { url },
         path: mutatePath,
         caBundlePem,
@@ -311,28 +433,32 @@ export async function serve(o: ServeOptions, logger: Logger, stop = signalled())
         timeoutSeconds: 5,
       }),
     );
-    registered = true;
-    logger.info({ configuration: o['webhook-configuration'], url }, 'registered the webhook');
-  }
-
-  const signal = await stop;
-  logger.info({ signal }, 'shutting down: no new admissions, finishing in-flight work');
-  if (registered) {
-    await deregisterWebhook(kube.admission, o['webhook-configuration']).catch((err: unknown) => {
-      logger.warn(`could not delete the webhook configuration: ${apiErrorMessage(err)}`);
+    await registering.catch((err: unknown) => {
+      throw new Error(
+        `cannot register the webhook (--register-webhook): writing the MutatingWebhookConfiguration ${name} failed: ${apiErrorMessage(err)}`,
+        { cause: err },
+      );
     });
+    logger.info({ configuration: name, url }, 'registered the webhook');
   }
-  await webhook.close();
-  await loop.stop();
-  await elector?.stop();
-  await health.close();
-  await events.flush();
-  if (tls.https instanceof TlsFileSource) tls.https.close();
-  logger.info('stopped');
 }
 
 export const serveCommand: Command = {
   run(args: readonly string[], io: CliIo): Promise<number> {
-    return runLogged('wave serve', usage, () => parseFlags(serveFlags, args, process.env).values, serve, io);
+    return runLogged(
+      'wave serve',
+      usage,
+      () => parseFlags(serveFlags, args, process.env).values,
+      async (o, logger) => {
+        const end = endOfProcess(logger);
+        try {
+          await serve(o, logger, end.signal);
+        } finally {
+          end.exitSoon();
+        }
+        end.throwIfFatal();
+      },
+      io,
+    );
   },
 };

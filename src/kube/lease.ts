@@ -34,9 +34,11 @@ export class LeaderElector {
   /** When the Lease another replica holds expires as this replica counts; undefined when not held. */
   private heldUntil: number | undefined;
   private timer: NodeJS.Timeout | undefined;
-  /** The read-and-write of the Lease under way, if any. */
-  private inflight: Promise<void> | undefined;
+  /** The write of the Lease under way, if any: settles, never rejects. */
+  private writing: Promise<void> | undefined;
   private stepDownTimer: NodeJS.Timeout | undefined;
+  /** A write of the Lease was sent: only then can it name this replica. */
+  private wrote = false;
   private readonly o: LeaderElectionOptions;
   private readonly now: () => number;
 
@@ -60,9 +62,13 @@ export class LeaderElector {
     clearTimeout(this.stepDownTimer);
     // A renewal still in flight would otherwise land after the hand-back and hold the Lease again for a
     // whole lease duration; it may also have just taken the Lease, so the hand-back does not depend on
-    // this.leading but on who the Lease names.
-    await this.inflight;
+    // this.leading but on who the Lease names. A read in flight is not waited for: no write follows it
+    // once stopped, so a hung read of a standby does not hold up the shutdown.
+    await this.writing;
     if (this.leading) this.setLeading(false);
+    // A standby that never wrote the Lease has nothing to hand back: no request, so stopping it takes no
+    // time even while the apiserver is unreachable.
+    if (!this.wrote) return;
     try {
       const lease = await this.o.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
       if (lease.spec?.holderIdentity !== this.o.identity) return;
@@ -89,9 +95,7 @@ export class LeaderElector {
       this.o.logger.warn({ lease: this.leaseName() }, `leader election: ${apiErrorMessage(err)}`);
       return false;
     });
-    this.inflight = attempt.then(() => undefined);
     const acquired = await attempt;
-    this.inflight = undefined;
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may run during the await
     if (this.stopped) return;
     if (acquired) {
@@ -141,6 +145,23 @@ export class LeaderElector {
     };
   }
 
+  /** Sends a write of the Lease unless stop() came first (then false); stop() waits for one in flight. */
+  private async write(request: () => Promise<unknown>): Promise<boolean> {
+    if (this.stopped) return false;
+    this.wrote = true;
+    const sent = request();
+    this.writing = sent.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      await sent;
+      return true;
+    } finally {
+      this.writing = undefined;
+    }
+  }
+
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { api, namespace, name, identity } = this.o;
     this.heldUntil = undefined;
@@ -153,11 +174,12 @@ export class LeaderElector {
     } catch (err) {
       if (!isNotFound(err)) throw err;
       try {
-        await api.createNamespacedLease({
-          namespace,
-          body: { metadata: { name, namespace }, spec: this.spec(0, undefined) },
-        });
-        return true;
+        return await this.write(() =>
+          api.createNamespacedLease({
+            namespace,
+            body: { metadata: { name, namespace }, spec: this.spec(0, undefined) },
+          }),
+        );
       } catch (createErr) {
         if (isConflict(createErr)) return false;
         throw createErr;
@@ -183,12 +205,13 @@ export class LeaderElector {
     const acquireTime =
       holder === identity && spec.acquireTime ? new V1MicroTime(spec.acquireTime) : undefined;
     try {
-      await api.replaceNamespacedLease({
-        name,
-        namespace,
-        body: { metadata: lease.metadata, spec: this.spec(transitions, acquireTime) },
-      });
-      return true;
+      return await this.write(() =>
+        api.replaceNamespacedLease({
+          name,
+          namespace,
+          body: { metadata: lease.metadata, spec: this.spec(transitions, acquireTime) },
+        }),
+      );
     } catch (err) {
       if (isConflict(err)) return false;
       throw err;

@@ -2,6 +2,8 @@
 // locally: a throwaway certificate and its own MutatingWebhookConfiguration, limited to the test's
 // namespaces so test files running side by side never see each other's wave.
 import { execFile, spawn } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,14 +19,11 @@ import { clusterClients, kubeconfigPath, waitFor, type TestContext } from './clu
 const mainTs = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const run = promisify(execFile);
 
-export interface WaveProcess {
+/** `wave serve` started by startWave. */
+export interface WaveProcess extends WaveChild {
   readonly configuration: string;
   readonly webhookPort: number;
   readonly healthPort: number;
-  /** Everything the process wrote so far, stdout and stderr. */
-  output(): string;
-  /** The parsed pino lines of stdout. */
-  logLines(): Record<string, unknown>[];
   metrics(): Promise<string>;
   /** SIGTERM, wait for exit; the webhook configuration is deleted either way. */
   stop(): Promise<void>;
@@ -49,6 +48,11 @@ export interface WaveOptions {
   kubeconfig?: string;
   /** How long to wait for the process to serve, and then to be ready; default 30 s each. */
   startTimeoutMs?: number;
+  /**
+   * Default 'ready': resolve once the caches are synced and the apiserver calls the webhook. 'serving':
+   * as soon as the process listens, to catch it while it starts.
+   */
+  until?: 'ready' | 'serving';
 }
 
 /** A CA and a serving certificate for 127.0.0.1 in a temporary directory, removed when the test ends. */
@@ -85,6 +89,115 @@ export async function offlineHashes(manifest: string): Promise<Map<string, strin
   }
 }
 
+/** How a wave process ended. */
+export interface WaveExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** performance.now() at the exit. */
+  readonly at: number;
+}
+
+/** Any `wave` command as a child process, with its output and its exit. */
+export interface WaveChild {
+  readonly child: ChildProcessByStdio<null, Readable, Readable>;
+  /** performance.now() when it was spawned. */
+  readonly spawnedAt: number;
+  /** Everything the process wrote so far, stdout and stderr. */
+  output(): string;
+  /** What it wrote to stderr. */
+  stderr(): string;
+  /** The parsed pino lines of stdout. */
+  logLines(): Record<string, unknown>[];
+  /**
+   * Resolves with the first log line whose msg matches, as soon as it is written; rejects when the
+   * process exits without writing it, or after timeoutMs (default 30 s).
+   */
+  logged(msg: string | RegExp, timeoutMs?: number): Promise<Record<string, unknown>>;
+  readonly exited: Promise<WaveExit>;
+  /**
+   * Sends `signal` and waits for the exit; `ms` is how long the exit took after the signal. SIGKILL
+   * follows after `killAfterMs` (default 15 s), so a process that ignores the signal fails the test
+   * rather than hanging it.
+   */
+  signal(signal: NodeJS.Signals, killAfterMs?: number): Promise<WaveExit & { ms: number }>;
+}
+
+/** Runs `node src/cli/main.ts ...args`. */
+export function spawnWave(args: readonly string[], env: NodeJS.ProcessEnv = process.env): WaveChild {
+  const spawnedAt = performance.now();
+  const child = spawn(process.execPath, [mainTs, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let out = '';
+  let err = '';
+  const watchers = new Set<() => void>();
+  const wrote = (chunk: string) => {
+    out += chunk;
+    for (const watcher of watchers) watcher();
+  };
+  child.stdout.setEncoding('utf8').on('data', wrote);
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    err += chunk;
+    wrote(chunk);
+  });
+  // 'close' comes after the output has been read to its end, so output() is complete once it resolves.
+  const exited = new Promise<WaveExit>((resolve) => {
+    child.once('exit', (code, signal) => {
+      const at = performance.now();
+      child.once('close', () => {
+        resolve({ code, signal, at });
+      });
+    });
+  });
+  const logLines = () =>
+    out
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  const find = (msg: string | RegExp) =>
+    logLines().find((line) =>
+      typeof msg === 'string' ? line['msg'] === msg : msg.test(String(line['msg'])),
+    );
+  const logged = (msg: string | RegExp, timeoutMs = 30_000) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const done = (error?: Error, line?: Record<string, unknown>) => {
+        watchers.delete(check);
+        clearTimeout(timer);
+        if (line !== undefined) resolve(line);
+        else reject(error ?? new Error('unreachable'));
+      };
+      const check = () => {
+        const line = find(msg);
+        if (line !== undefined) done(undefined, line);
+      };
+      const timer = setTimeout(() => {
+        done(new Error(`wave did not log ${String(msg)} within ${String(timeoutMs)} ms:\n${out}`));
+      }, timeoutMs);
+      watchers.add(check);
+      void exited.then(() => {
+        check();
+        done(new Error(`wave exited without logging ${String(msg)}:\n${out}`));
+      });
+      check();
+    });
+  const signal = async (name: NodeJS.Signals, killAfterMs = 15_000) => {
+    const sentAt = performance.now();
+    child.kill(name);
+    const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    const exit = await exited;
+    clearTimeout(timer);
+    return { ...exit, ms: exit.at - sentAt };
+  };
+  return {
+    child,
+    spawnedAt,
+    output: () => out,
+    stderr: () => err,
+    logLines,
+    logged,
+    exited,
+    signal,
+  };
+}
+
 /** Loop flags for tests: a short debounce, and one replica leading without a Lease unless told. */
 export const fastLoop = ['--debounce', '200ms', '--no-leader-election'] as const;
 
@@ -95,47 +208,30 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
     throw new Error('startWave: registering a webhook is only supported on the shared control plane');
   }
   const files = register === 'admin' ? await localCertificate(t) : undefined;
-  const child = spawn(
-    process.execPath,
-    [
-      mainTs,
-      'serve',
-      '--kubeconfig',
-      opts.kubeconfig ?? kubeconfigPath,
-      ...(files === undefined
-        ? ['--self-signed']
-        : ['--tls-cert-file', join(files.dir, 'tls.crt'), '--tls-key-file', join(files.dir, 'tls.key')]),
-      ...(register === true ? ['--register-webhook', '--webhook-configuration', configuration] : []),
-      '--bind-address',
-      '127.0.0.1',
-      '--webhook-port',
-      '0',
-      '--health-port',
-      '0',
-      '--namespaces',
-      opts.namespaces.join(','),
-      ...(opts.args ?? []),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-
-  const logLines = () =>
-    out
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  const wave = spawnWave([
+    'serve',
+    '--kubeconfig',
+    opts.kubeconfig ?? kubeconfigPath,
+    ...(files === undefined
+      ? ['--self-signed']
+      : ['--tls-cert-file', join(files.dir, 'tls.crt'), '--tls-key-file', join(files.dir, 'tls.key')]),
+    ...(register === true ? ['--register-webhook', '--webhook-configuration', configuration] : []),
+    '--bind-address',
+    '127.0.0.1',
+    '--webhook-port',
+    '0',
+    '--health-port',
+    '0',
+    '--namespaces',
+    opts.namespaces.join(','),
+    ...(opts.args ?? []),
+  ]);
+  const { child } = wave;
+  const out = () => wave.output();
+  const logLines = () => wave.logLines();
 
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    if (child.exitCode === null && child.signalCode === null) await wave.signal('SIGTERM', 10_000);
     // A wave killed before it could deregister must not leave a webhook behind.
     await clusterClients()
       .kc.makeApiClient(AdmissionregistrationV1Api)
@@ -143,34 +239,32 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
       .catch(() => undefined);
   };
   const kill = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
+    if (child.exitCode === null && child.signalCode === null) await wave.signal('SIGKILL');
   };
   t.teardown(stop);
 
   const serving = await waitFor(
     'wave to register its webhook',
     () => {
-      if (child.exitCode !== null) throw new Error(`wave exited with ${child.exitCode}:\n${out}`);
+      if (child.exitCode !== null) throw new Error(`wave exited with ${child.exitCode}:\n${out()}`);
       const lines = logLines();
       const ports = lines.find((l) => l.msg === 'serving');
-      return register !== true || lines.some((l) => l.msg === 'registered the webhook') ? ports : undefined;
+      const registered = lines.some((l) => l.msg === 'registered the webhook');
+      return register !== true || opts.until === 'serving' || registered ? ports : undefined;
     },
     { timeoutMs: opts.startTimeoutMs ?? 30_000 },
   );
 
-  const wave: WaveProcess = {
+  const started: WaveProcess = {
+    ...wave,
     configuration,
     webhookPort: Number(serving.webhookPort),
     healthPort: Number(serving.healthPort),
-    output: () => out,
-    logLines,
     metrics: async () => (await fetch(`http://127.0.0.1:${String(serving.healthPort)}/metrics`)).text(),
     stop,
     kill,
   };
+  if (opts.until === 'serving') return started;
   await waitFor(
     'wave to be ready (caches synced)',
     async () => (await fetch(`http://127.0.0.1:${String(serving.healthPort)}/readyz`)).ok,
@@ -191,7 +285,7 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
     );
   }
   if (register !== false) await waitUntilCalled(opts.namespaces[0] ?? 'default');
-  return wave;
+  return started;
 }
 
 /**
