@@ -20,7 +20,15 @@ import { optInCondition, webhookConfiguration } from '../../src/webhook/registra
 import { clusterClients, freshNamespace, kubectl, stays, waitFor } from '../support/cluster.ts';
 import { find, installCrds, renderKustomize as render, serverDryRun, toYaml } from '../support/manifests.ts';
 import { serviceAccountKubeconfig as kubeconfigOf } from '../support/service-account.ts';
-import { offlineHashes, startWave } from '../support/wave.ts';
+import {
+  changeSettings,
+  changedLogLevel,
+  consumer,
+  consumerHash,
+  consumerReplicaSets,
+  offlineHash,
+} from '../support/consumer.ts';
+import { startWave } from '../support/wave.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 // `kubectl apply -k manifests/`, as the README says (manifests/kustomization.yaml is the base).
@@ -28,8 +36,6 @@ const base = join(root, 'manifests');
 const certManagerOverlay = join(root, 'manifests/overlays/cert-manager');
 const namespacedOverlay = join(root, 'manifests/overlays/namespaced');
 const waveNamespace = 'wave-system';
-const hashAnnotation = 'wave.pusher.com/config-hash';
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
 const run = promisify(execFile);
 
@@ -308,57 +314,6 @@ await t.test('the overlays render and the apiserver accepts them', async (t) => 
 // ---------------------------------------------------------------------------------------------------------
 // wave serve under the manifests' ServiceAccount.
 
-const consumer = (namespace: string, logLevel = 'info') => `
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: settings, namespace: ${namespace}}
-data: {LOG_LEVEL: ${logLevel}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-  namespace: ${namespace}
-  annotations: {wave.pusher.com/update-on-config-change: "true"}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: app}}
-  template:
-    metadata: {labels: {app: app}}
-    spec:
-      containers:
-        - name: app
-          image: app
-          env:
-            - {name: LOG_LEVEL, valueFrom: {configMapKeyRef: {name: settings, key: LOG_LEVEL}}}
-`;
-
-async function templateHash(namespace: string): Promise<string | undefined> {
-  const d = await clusterClients().apps.readNamespacedDeployment({ name: 'app', namespace });
-  return d.spec?.template.metadata?.annotations?.[hashAnnotation];
-}
-
-async function replicaSets(namespace: string): Promise<number> {
-  return (await clusterClients().apps.listNamespacedReplicaSet({ namespace })).items.length;
-}
-
-/** What `wave hash -f` says the consumer Deployment's hash must be with that LOG_LEVEL. */
-async function offlineHash(namespace: string, logLevel?: string): Promise<string> {
-  const id = `Deployment/${namespace}/app`;
-  const hash = (await offlineHashes(consumer(namespace, logLevel))).get(id);
-  if (hash === undefined) throw new Error(`wave hash -f printed no hash for ${id}`);
-  return hash;
-}
-
-const changedLogLevel = 'debug';
-
-async function changeSettings(namespace: string): Promise<void> {
-  await clusterClients().core.patchNamespacedConfigMap(
-    { name: 'settings', namespace, body: { data: { LOG_LEVEL: changedLogLevel } } },
-    mergePatch,
-  );
-}
-
 const asWave = (namespace: string, kubeconfig: string) => ({
   namespaces: [namespace],
   kubeconfig,
@@ -377,15 +332,15 @@ await t.test('as ServiceAccount wave, a ConfigMap change rolls the Deployment co
   });
 
   await kubectl(['apply', '-f', '-'], consumer(namespace));
-  const before = await templateHash(namespace);
+  const before = await consumerHash(namespace);
   t.equal(before, await offlineHash(namespace), 'stamped at creation by the webhook');
-  await waitFor('the first ReplicaSet', async () => (await replicaSets(namespace)) === 1);
+  await waitFor('the first ReplicaSet', async () => (await consumerReplicaSets(namespace)) === 1);
 
   await changeSettings(namespace);
   const after = await waitFor(
     'the loop to write a new hash',
     async () => {
-      const hash = await templateHash(namespace);
+      const hash = await consumerHash(namespace);
       return hash !== before ? hash : undefined;
     },
     { timeoutMs: 30_000, intervalMs: 200 },
@@ -395,10 +350,10 @@ await t.test('as ServiceAccount wave, a ConfigMap change rolls the Deployment co
     await offlineHash(namespace, changedLogLevel),
     'a new hash: that of the changed configuration',
   );
-  await waitFor('a second ReplicaSet', async () => (await replicaSets(namespace)) === 2, {
+  await waitFor('a second ReplicaSet', async () => (await consumerReplicaSets(namespace)) === 2, {
     timeoutMs: 30_000,
   });
-  await stays('the ReplicaSets', 2000, () => replicaSets(namespace), 2);
+  await stays('the ReplicaSets', 2000, () => consumerReplicaSets(namespace), 2);
   t.pass('the Deployment rolled, once');
   t.notMatch(wave.output(), /HTTP 403/, 'no request of wave was forbidden');
 });
@@ -433,7 +388,7 @@ await t.test('without patch on deployments in the ClusterRole, the same change n
   const kubeconfig = await serviceAccountKubeconfig(work, 'wave');
   const wave = await startWave(t, asWave(namespace, kubeconfig));
   await kubectl(['apply', '-f', '-'], consumer(namespace));
-  const before = await templateHash(namespace);
+  const before = await consumerHash(namespace);
   t.ok(before, 'still stamped at creation: the webhook needs no patch');
 
   await changeSettings(namespace);
@@ -443,9 +398,9 @@ await t.test('without patch on deployments in the ClusterRole, the same change n
   });
   const seen = new Set<string | undefined>();
   for (const deadline = Date.now() + 5000; Date.now() < deadline;) {
-    seen.add(await templateHash(namespace));
+    seen.add(await consumerHash(namespace));
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
   t.same([...seen], [before], 'the hash stays what the webhook stamped, over 5 s');
-  t.equal(await replicaSets(namespace), 1, 'no rollout');
+  t.equal(await consumerReplicaSets(namespace), 1, 'no rollout');
 });

@@ -233,10 +233,7 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) await wave.signal('SIGTERM', 10_000);
     // A wave killed before it could deregister must not leave a webhook behind.
-    await clusterClients()
-      .kc.makeApiClient(AdmissionregistrationV1Api)
-      .deleteMutatingWebhookConfiguration({ name: configuration })
-      .catch(() => undefined);
+    await deleteWebhookConfiguration(configuration);
   };
   const kill = async () => {
     if (child.exitCode === null && child.signalCode === null) await wave.signal('SIGKILL');
@@ -271,28 +268,58 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
     { timeoutMs: opts.startTimeoutMs ?? 30_000, intervalMs: 200 },
   );
   if (files !== undefined) {
-    await registerWebhook(
-      clusterClients().kc.makeApiClient(AdmissionregistrationV1Api),
-      webhookConfiguration({
-        name: configuration,
-        target: { url: `https://127.0.0.1:${String(serving.webhookPort)}` },
-        path: mutatePath,
-        caBundlePem: files.caPem,
-        namespaces: opts.namespaces,
-        excludedNamespaces: ['kube-system', 'wave-system'],
-        timeoutSeconds: 5,
-      }),
-    );
+    await registerAsAdmin({
+      name: configuration,
+      url: `https://127.0.0.1:${String(serving.webhookPort)}`,
+      caPem: files.caPem,
+      namespaces: opts.namespaces,
+    });
   }
   if (register !== false) await waitUntilCalled(opts.namespaces[0] ?? 'default');
   return started;
+}
+
+export interface AdminRegistration {
+  name: string;
+  /** Base URL of the webhook server, e.g. https://127.0.0.1:9443. */
+  url: string;
+  /** The CA the apiserver trusts for it (caBundle). */
+  caPem: string;
+  namespaces: readonly string[];
+}
+
+/**
+ * Creates or replaces, with the shared control plane's admin credentials, a MutatingWebhookConfiguration
+ * that sends the namespaces' opted-in admissions to `url`: for a wave whose own credentials may not write
+ * webhook configurations. The caller deletes it (deleteWebhookConfiguration).
+ */
+export async function registerAsAdmin(r: AdminRegistration): Promise<void> {
+  await registerWebhook(
+    clusterClients().kc.makeApiClient(AdmissionregistrationV1Api),
+    webhookConfiguration({
+      name: r.name,
+      target: { url: r.url },
+      path: mutatePath,
+      caBundlePem: r.caPem,
+      namespaces: r.namespaces,
+      excludedNamespaces: ['kube-system', 'wave-system'],
+      timeoutSeconds: 5,
+    }),
+  );
+}
+
+export async function deleteWebhookConfiguration(name: string): Promise<void> {
+  await clusterClients()
+    .kc.makeApiClient(AdmissionregistrationV1Api)
+    .deleteMutatingWebhookConfiguration({ name })
+    .catch(() => undefined);
 }
 
 /**
  * The apiserver picks up a new webhook configuration a moment after it is written: a server-side dry
  * run of an opted-in Deployment comes back stamped once the webhook is called.
  */
-async function waitUntilCalled(namespace: string): Promise<void> {
+export async function waitUntilCalled(namespace: string): Promise<void> {
   const { apps } = clusterClients();
   const probe: V1Deployment = {
     metadata: { name: 'wave-probe', annotations: { 'wave.pusher.com/update-on-config-change': 'true' } },
