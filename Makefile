@@ -83,3 +83,10 @@ down:
 
 clean: down
 	rm -rf dist coverage .tap .local
+
+# The image from the Dockerfile, built with buildah on local stand-ins of its base images (their registries
+# are not reachable here; README "The image"), cached in ~/.cache/wave-image; prints its size and its
+# layers'. test/integration/image.test.ts runs it with runc as a cluster would.
+.PHONY: image
+image: node_modules/.package-lock.json
+	bash test/image/build.sh

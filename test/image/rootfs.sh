@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# rootfs.sh <image id>: the image's root filesystem unpacked for runc, and its OCI configuration, cached
+# outside the repository by image id (written to a temporary directory, then renamed). Prints the
+# directory, which holds rootfs/ and image.json (`buildah inspect`: .OCIv1.config is the image's configuration). runc runs it read-only: it only creates the
+# mount points it is given, so one copy serves every run.
+set -euo pipefail
+
+id=${1:?usage: rootfs.sh <image id>}
+cache_home=${XDG_CACHE_HOME:-${HOME:+$HOME/.cache}}
+cache=${WAVE_IMAGE_CACHE:-${cache_home:-/var/tmp}/wave-image}
+dir=$cache/rootfs-${id:0:12}
+log() { printf '[image] %s\n' "$*" >&2; }
+
+if [ ! -f "$dir/image.json" ]; then
+  mkdir -p "$cache"
+  start=$SECONDS
+  tmp=$(mktemp -d "$cache/.rootfs.XXXXXX")
+  ctr=
+  cleanup() {
+    [ -z "$ctr" ] || { buildah umount "$ctr" >/dev/null 2>&1; buildah rm "$ctr" >/dev/null 2>&1; } || true
+    rm -rf "$tmp"
+  }
+  trap cleanup EXIT
+  ctr=$(buildah from --quiet --pull=never "$id")
+  mnt=$(buildah mount "$ctr")
+  cp -a "$mnt" "$tmp/rootfs"
+  buildah inspect --type image "$id" >"$tmp/image.json"
+  # Other images' copies are stale; this one is complete only once renamed into place.
+  for old in "$cache"/rootfs-*; do [ ! -d "$old" ] || [ "$old" = "$dir" ] || rm -rf "$old"; done
+  rm -rf "$dir"
+  mv "$tmp" "$dir"
+  log "unpacked ${id:0:12} into $dir in $((SECONDS - start))s"
+fi
+echo "$dir"
