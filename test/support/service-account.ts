@@ -5,18 +5,27 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { clusterClients, kubeconfigPath } from './cluster.ts';
 
+/** A token for ServiceAccount `namespace/serviceAccount` from the TokenRequest API, valid for an hour. */
+export async function serviceAccountToken(namespace: string, serviceAccount: string): Promise<string> {
+  const request = await clusterClients().core.createNamespacedServiceAccountToken({
+    name: serviceAccount,
+    namespace,
+    body: { spec: { expirationSeconds: 3600 } },
+  });
+  const token = request.status?.token;
+  if (token === undefined || token === '')
+    throw new Error(`TokenRequest for ${namespace}/${serviceAccount} gave no token`);
+  return token;
+}
+
 /** A kubeconfig in `dir` that authenticates as ServiceAccount `namespace/serviceAccount`. */
 export async function serviceAccountKubeconfig(
   dir: string,
   namespace: string,
   serviceAccount: string,
 ): Promise<string> {
-  const { kc, core } = clusterClients();
-  const token = await core.createNamespacedServiceAccountToken({
-    name: serviceAccount,
-    namespace,
-    body: { spec: { expirationSeconds: 3600 } },
-  });
+  const { kc } = clusterClients();
+  const token = await serviceAccountToken(namespace, serviceAccount);
   const cluster = kc.getCurrentCluster();
   if (cluster === null) throw new Error(`${kubeconfigPath} names no cluster`);
   const path = join(dir, `${namespace}-${serviceAccount}.kubeconfig`);
@@ -36,7 +45,7 @@ export async function serviceAccountKubeconfig(
           },
         },
       ],
-      users: [{ name: serviceAccount, user: { token: token.status?.token } }],
+      users: [{ name: serviceAccount, user: { token } }],
       contexts: [{ name: serviceAccount, context: { cluster: 'local', user: serviceAccount } }],
       'current-context': serviceAccount,
     }),
