@@ -23,6 +23,11 @@ for tool in buildah podman; do
   command -v "$tool" >/dev/null || { log "$tool is missing: apt-get install $tool"; exit 1; }
 done
 
+# What a run killed mid-way left in the cache: temporary directories, never renamed into place.
+cache_home=${XDG_CACHE_HOME:-${HOME:+$HOME/.cache}}
+cache=${WAVE_IMAGE_CACHE:-${cache_home:-/var/tmp}/wave-image}
+[ ! -d "$cache" ] || find "$cache" -mindepth 1 -maxdepth 1 -name '.*' -mmin +120 -exec rm -rf {} +
+
 start=$SECONDS
 standins=$(bash "$here/standins.sh")
 NODE_BUILD_IMAGE=$(sed -n 's/^NODE_BUILD_IMAGE=//p' <<<"$standins")
@@ -52,6 +57,10 @@ else
   log "built in $((SECONDS - start))s"
 fi
 buildah tag "$image" localhost/wave:dev
+# Images of older sources; buildah's layer cache (untagged) stays, so the next change still builds warm.
+for old in $(buildah images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/wave:src-' || true); do
+  [ "$old" = "$image" ] || buildah rmi "$old" >/dev/null 2>&1 || true
+done
 id=$(buildah inspect --type image --format '{{.FromImageID}}' "$image")
 
 # Sizes as the storage holds them (uncompressed, as on a node's disk).

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # rootfs.sh <image id>: the image's root filesystem unpacked for runc, and its OCI configuration, cached
 # outside the repository by image id (written to a temporary directory, then renamed). Prints the
-# directory, which holds rootfs/ and image.json (`buildah inspect`: .OCIv1.config is the image's configuration). runc runs it read-only: it only creates the
-# mount points it is given, so one copy serves every run.
+# directory, which holds rootfs/ and image.json (`buildah inspect`: .OCIv1.config is the image's
+# configuration). runc runs it read-only: it only creates the mount points it is given, so one copy
+# serves every run.
 set -euo pipefail
 
 id=${1:?usage: rootfs.sh <image id>}
@@ -25,10 +26,13 @@ if [ ! -f "$dir/image.json" ]; then
   mnt=$(buildah mount "$ctr")
   cp -a "$mnt" "$tmp/rootfs"
   buildah inspect --type image "$id" >"$tmp/image.json"
-  # Other images' copies are stale; this one is complete only once renamed into place.
-  for old in "$cache"/rootfs-*; do [ ! -d "$old" ] || [ "$old" = "$dir" ] || rm -rf "$old"; done
+  # Complete only once renamed into place.
   rm -rf "$dir"
   mv "$tmp" "$dir"
   log "unpacked ${id:0:12} into $dir in $((SECONDS - start))s"
 fi
+# Each run marks its copy as used; others' unused for an hour are stale (a test runs for minutes, and
+# another checkout's may be running from its own copy right now).
+touch "$dir"
+find "$cache" -mindepth 1 -maxdepth 1 -name 'rootfs-*' ! -path "$dir" -mmin +60 -exec rm -rf {} +
 echo "$dir"
