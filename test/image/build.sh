@@ -57,8 +57,10 @@ else
   log "built in $((SECONDS - start))s"
 fi
 buildah tag "$image" localhost/wave:dev
-# Images of older sources; buildah's layer cache (untagged) stays, so the next change still builds warm.
-for old in $(buildah images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/wave:src-' || true); do
+# Images of other sources made over an hour ago (a newer one may be another checkout's, about to be
+# unpacked); buildah's layer cache (untagged) stays, so the next change still builds warm.
+for old in $(podman images --filter 'reference=localhost/wave:src-*' --filter until=1h \
+  --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/wave:src-' || true); do
   [ "$old" = "$image" ] || buildah rmi "$old" >/dev/null 2>&1 || true
 done
 id=$(buildah inspect --type image --format '{{.FromImageID}}' "$image")
