@@ -89,4 +89,4 @@ clean: down
 # layers'. test/integration/image.test.ts runs it with runc as a cluster would.
 .PHONY: image
 image: node_modules/.package-lock.json
-	bash test/image/build.sh
+	bash test/image/build.sh --compressed

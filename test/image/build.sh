@@ -5,16 +5,19 @@
 #
 # The image is tagged localhost/wave:src-<key>, keyed by the build context (what .dockerignore lets in),
 # the Dockerfile and the stand-ins, and localhost/wave:dev; a second run with the same sources reuses it
-# without building (--rebuild builds anyway, through buildah's layer cache). The last line of stdout is
-# `IMAGE_ID=<id>`. Progress goes to stderr.
+# without building (--rebuild builds anyway, through buildah's layer cache). --compressed also prints the
+# gzip-compressed sizes, what a registry stores and a node pulls (`make image` does). The last line of
+# stdout is `IMAGE_ID=<id>`. Progress goes to stderr.
 set -euo pipefail
 
-rebuild=false
-case "${1:-}" in
-  --rebuild) rebuild=true ;;
-  '') ;;
-  *) echo "usage: build.sh [--rebuild]" >&2; exit 2 ;;
-esac
+rebuild=false compressed=false
+for arg in "$@"; do
+  case "$arg" in
+    --rebuild) rebuild=true ;;
+    --compressed) compressed=true ;;
+    *) echo "usage: build.sh [--rebuild] [--compressed]" >&2; exit 2 ;;
+  esac
+done
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -72,4 +75,17 @@ echo "image $image (localhost/wave:dev), id ${id:0:12}: $(human "$size") uncompr
 echo "layers, base first:"
 podman history --no-trunc --format '{{.Size}}	{{.CreatedBy}}' "$id" | tac |
   awk -F '\t' '$1 !~ /^0 ?B$/ { sub(/^\/bin\/sh -c #\(nop\) /, "", $2); printf "  %9s  %s\n", $1, substr($2, 1, 100) }'
+if $compressed; then
+  oci=$(mktemp -d "$cache/.oci.XXXXXX")
+  trap 'rm -rf "$oci"' EXIT
+  buildah push --quiet --compression-format gzip "$id" "oci:$oci/layout:wave" >/dev/null
+  "$root/node_modules/node/bin/node" -e '
+    const { readFileSync } = require("node:fs");
+    const blob = (d) => JSON.parse(readFileSync(`${process.argv[1]}/blobs/${d.replace(":", "/")}`, "utf8"));
+    const index = JSON.parse(readFileSync(`${process.argv[1]}/index.json`, "utf8"));
+    const layers = blob(index.manifests[0].digest).layers.map((l) => l.size);
+    const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
+    console.log(`compressed (gzip): ${mb(layers.reduce((a, b) => a + b, 0))}; layers, base first: ${layers.map(mb).join(", ")}`);
+  ' "$oci/layout"
+fi
 echo "IMAGE_ID=$id"
