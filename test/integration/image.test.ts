@@ -25,7 +25,7 @@ import {
   offlineHash,
 } from '../support/consumer.ts';
 import { find, renderKustomize, toYaml, type Manifest } from '../support/manifests.ts';
-import { runContainer, type ImageConfig } from '../support/runc.ts';
+import { memoryBytes, runContainer, type ImageConfig } from '../support/runc.ts';
 import { secretVolume } from '../support/secret-volume.ts';
 import { serviceAccountToken } from '../support/service-account.ts';
 import { deleteWebhookConfiguration, registerAsAdmin, waitUntilCalled } from '../support/wave.ts';
@@ -196,6 +196,7 @@ async function imageTest(): Promise<void> {
   const webhookPort = await freePort();
   const healthPort = await freePort();
   const uid = randomInt(100_000, 2_000_000_000);
+  const memoryLimit = container.resources?.limits?.['memory'];
   const hostname = `wave-${randomBytes(3).toString('hex')}`;
   const wave = await runContainer(t, {
     rootfs,
@@ -216,6 +217,7 @@ async function imageTest(): Promise<void> {
     uid,
     gid: uid,
     hostname,
+    ...(memoryLimit === undefined ? {} : { memoryLimitBytes: memoryBytes(memoryLimit) }),
     mounts: [
       { source: tokenVolume.dir, destination: '/var/run/secrets/kubernetes.io/serviceaccount' },
       { source: tlsVolume.dir, destination: tlsMount.mountPath },
@@ -250,6 +252,30 @@ async function imageTest(): Promise<void> {
         .map((line) => line.split(' '))
         .find((f) => f[4] === '/');
       t.ok(rootMount?.[5]?.split(',').includes('ro'), 'the root filesystem is mounted read-only');
+      const memoryCgroup = (await readFile(`/proc/${String(pid)}/cgroup`, 'utf8'))
+        .split('\n')
+        .map((line) => line.split(':'))
+        .find((f) => f[1] === 'memory' || (f[0] === '0' && f[1] === ''))?.[2];
+      const limitFile =
+        memoryCgroup === undefined
+          ? undefined
+          : [
+              `/sys/fs/cgroup/memory${memoryCgroup}/memory.limit_in_bytes`,
+              `/sys/fs/cgroup${memoryCgroup}/memory.max`,
+            ];
+      const limits = await Promise.all(
+        (limitFile ?? []).map((f) =>
+          readFile(f, 'utf8').then(
+            (v) => v.trim(),
+            () => undefined,
+          ),
+        ),
+      );
+      t.ok(memoryLimit, 'the Deployment sets a memory limit');
+      t.ok(
+        limits.includes(String(memoryBytes(memoryLimit ?? '0'))),
+        `its cgroup holds the Deployment's memory limit ${memoryLimit ?? ''}`,
+      );
       t.match(wave.output(), /"msg":"serving"/, 'it logs where it serves');
       t.notMatch(wave.output(), /EROFS|EACCES/, 'and never tried to write to its filesystem');
     },

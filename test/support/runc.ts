@@ -1,6 +1,7 @@
 // Runs an image's root filesystem with runc the way the kubelet has a container runtime run a pod's
 // container: the image's entrypoint with the pod's args, the image's environment plus the pod's, a numeric
-// user, a read-only root filesystem, no capabilities, no privilege escalation, and read-only volume mounts.
+// user, a read-only root filesystem, no capabilities, no privilege escalation, read-only volume mounts and
+// the memory limit. Not applied: the RuntimeDefault seccomp profile (the runtime's own, not at hand here).
 // Two things differ, both because of this sandbox (shared/docs/containers-here.md): no rlimits (setting
 // them is not permitted here) and the host's network namespace (so the container reaches the local
 // apiserver on 127.0.0.1, and the apiserver reaches its webhook there).
@@ -34,6 +35,16 @@ export interface ContainerSpec {
   hostname: string;
   /** Bind mounts, all read-only. */
   mounts: readonly { source: string; destination: string }[];
+  /** The container's memory limit (resources.limits.memory), in bytes. */
+  memoryLimitBytes?: number;
+}
+
+/** A Kubernetes memory quantity (`384Mi`, `1Gi`, `500M`, `1000`) in bytes. */
+export function memoryBytes(quantity: string): number {
+  const m = /^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(quantity);
+  if (m === null) throw new Error(`unsupported memory quantity ${quantity}`);
+  const unit = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+  return Number(m[1]) * (m[2] === undefined ? 1 : unit[m[2] as keyof typeof unit]);
 }
 
 export interface Container {
@@ -62,7 +73,7 @@ interface RuntimeSpec {
   root: { path: string; readonly?: boolean };
   hostname?: string;
   mounts: { destination: string; type?: string; source?: string; options?: string[] }[];
-  linux: { namespaces: { type: string }[] };
+  linux: { namespaces: { type: string }[]; resources?: { memory?: { limit: number } } };
 }
 
 /**
@@ -90,6 +101,9 @@ export async function runContainer(t: TestContext, spec: ContainerSpec): Promise
   config.root = { path: spec.rootfs, readonly: true };
   config.hostname = spec.hostname;
   config.linux.namespaces = config.linux.namespaces.filter((n) => n.type !== 'network');
+  if (spec.memoryLimitBytes !== undefined) {
+    config.linux.resources = { ...config.linux.resources, memory: { limit: spec.memoryLimitBytes } };
+  }
   config.mounts.push(
     ...spec.mounts.map((m) => ({
       destination: m.destination,
