@@ -125,7 +125,8 @@ done
 # The build stage's npm must trust what this machine's npm trusts: here the npm registry is reached
 # through a TLS-inspecting proxy whose CA only the host's bundle holds (npm config get cafile). A real
 # build behind such a proxy needs the same; the run stage needs none of it.
-ca_file=${WAVE_IMAGE_BUILD_CA-$(npm config get cafile 2>/dev/null || true)}
+# (npm's cache in ours: with an empty HOME, npm would make a directory named ~ in the working directory.)
+ca_file=${WAVE_IMAGE_BUILD_CA-$(npm config get cafile --cache "$cache/.npm" 2>/dev/null || true)}
 [ "$ca_file" != null ] && [ "$ca_file" != undefined ] || ca_file=${NODE_EXTRA_CA_CERTS:-}
 build_tag=$key
 if [ -n "$ca_file" ] && [ -f "$ca_file" ]; then
