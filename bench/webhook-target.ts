@@ -11,7 +11,7 @@ import { eventRecorder } from '../src/kube/events.ts';
 import type { EventRecorder } from '../src/kube/events.ts';
 import { createLogger } from '../src/log.ts';
 import { Metrics } from '../src/metrics.ts';
-import { fieldManager } from '../src/sync/reconciler.ts';
+import { fieldManager } from '../src/core/annotations.ts';
 import { sha256Hex } from '../src/sha256.ts';
 import { createAdmit } from '../src/webhook/admit.ts';
 import {

@@ -1,5 +1,8 @@
 /** The names wave reads and writes on Kubernetes objects: the user-facing contract (see README). */
 
+/** The field manager of every write of the sync loop; the webhook lets writes by it through unchanged. */
+export const fieldManager = 'wave';
+
 /** On the workload: opts it in. Only the exact value `"true"` counts. */
 export const optInAnnotation = 'wave.pusher.com/update-on-config-change';
 

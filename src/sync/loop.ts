@@ -16,7 +16,7 @@ import type { KubeTransport } from '../kube/transport.ts';
 import { Reflector, ReflectorGroup, type WatchEvent } from '../kube/watch.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { systemClock, type Clock } from './clock.ts';
+import { systemClock, type Clock } from '../clock.ts';
 import { ConfigCache, watchConfigMetadata, type ConfigWatches } from './config-cache.ts';
 import { loopMetrics, type LoopMetrics } from './loop-metrics.ts';
 import { WorkQueue } from './queue.ts';

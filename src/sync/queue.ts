@@ -2,7 +2,7 @@
 // a key being processed is never handed to a second worker, and a key added meanwhile comes back once the
 // first pass is done. Each key carries the triggers (which ConfigMap/Secret changed) merged while queued,
 // so the Event of the rollout can say why.
-import type { Clock } from './clock.ts';
+import type { Clock } from '../clock.ts';
 
 export interface QueueOptions {
   /** Delay before a newly added key is handed out; later adds within the window join it. */

@@ -3,7 +3,7 @@
  * waits: it answers how long until a token is there, so the caller requeues that workload and goes on with
  * other work. A rate of 0 means unlimited.
  */
-import type { Clock } from './clock.ts';
+import type { Clock } from '../clock.ts';
 
 export class TokenBucket {
   private tokens: number;

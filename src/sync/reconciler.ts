@@ -3,7 +3,7 @@
 // event payload; the triggers only say which object to name in the Event.
 import type { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { configMissingGate, waveInvalidSchedulers } from '../core/annotations.ts';
+import { configMissingGate, fieldManager, waveInvalidSchedulers } from '../core/annotations.ts';
 import { optInStatus } from '../core/admission.ts';
 import { computeConfigHash } from '../core/hash.ts';
 import type { HashResult } from '../core/hash.ts';
@@ -14,9 +14,9 @@ import { planSync } from '../core/sync-plan.ts';
 import type { WaveCleanup } from '../core/sync-plan.ts';
 import { waveOwnerReferencesWarning } from '../core/wave-leftovers.ts';
 import type { EventRecorder } from '../kube/events.ts';
+import { newer } from '../kube/resource-version.ts';
 import type { Logger } from '../log.ts';
 import { sha256Hex } from '../sha256.ts';
-import { newer } from './config-cache.ts';
 import type { ConfigCache } from './config-cache.ts';
 import type { LoopMetrics } from './loop-metrics.ts';
 
@@ -48,8 +48,6 @@ export interface ReconcilerOptions {
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
-/** The field manager of every write of the loop; the webhook lets writes by it through unchanged. */
-export const fieldManager = 'wave';
 const short = (hash: string | undefined) => (hash === undefined ? 'none' : hash.slice(0, 12));
 
 /** `Kind namespace/name` → fingerprint of the consumed data, read off the canonical hash input. */

@@ -11,7 +11,7 @@ import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { sha256Hex } from '../../src/sha256.ts';
 import { createAdmit } from '../../src/webhook/admit.ts';
-import { buildHealthServer } from '../../src/webhook/health.ts';
+import { buildHealthServer } from '../../src/http/health.ts';
 import { buildWebhookServer } from '../../src/webhook/server.ts';
 import { localServingPair } from '../support/certs.ts';
 import { inPool, nested, picker, random, send } from './support/fuzz.ts';

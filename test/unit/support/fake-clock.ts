@@ -1,4 +1,4 @@
-import type { Clock } from '../../../src/sync/clock.ts';
+import type { Clock } from '../../../src/clock.ts';
 
 /** A clock that moves only when told: timers fire in order as `advance` passes them. */
 export class FakeClock implements Clock {

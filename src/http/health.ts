@@ -1,6 +1,6 @@
 import { LogController, fastify } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { installJsonErrors } from '../http/errors.ts';
+import { installJsonErrors } from './errors.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { errorMessage } from '../errors.ts';

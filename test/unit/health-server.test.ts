@@ -1,8 +1,8 @@
 import t from 'tap';
 import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
-import { buildHealthServer } from '../../src/webhook/health.ts';
-import type { ReadinessCheck } from '../../src/webhook/health.ts';
+import { buildHealthServer } from '../../src/http/health.ts';
+import type { ReadinessCheck } from '../../src/http/health.ts';
 
 function setup(checks: readonly ReadinessCheck[], metrics = new Metrics({ defaultMetrics: false })) {
   const lines: string[] = [];
