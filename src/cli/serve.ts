@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { hostname } from 'node:os';
 import { createCA, createServingCert, parseCert, serviceDnsNames } from '../certs/pki.ts';
+import { apiChildFetcher } from '../kube/child-fetcher.ts';
 import { apiChildReader } from '../kube/children.ts';
 import { apiErrorMessage, connect, reachApiserver } from '../kube/client.ts';
 import { eventRecorder } from '../kube/events.ts';
@@ -14,6 +15,7 @@ import { errorMessage } from '../errors.ts';
 import { sha256Hex } from '../sha256.ts';
 import { LeaderElector } from '../kube/lease.ts';
 import { KubeTransport } from '../kube/transport.ts';
+import { kubeWorkloadWrites } from '../kube/workload-writes.ts';
 import { SyncLoop } from '../sync/loop.ts';
 import { fieldManager } from '../core/annotations.ts';
 import { createAdmit } from '../webhook/admit.ts';
@@ -357,9 +359,9 @@ async function start(
     admitTimeoutMs: o['admission-timeout'],
   });
   const loop = new SyncLoop({
-    kube,
     transport,
-    events,
+    fetch: apiChildFetcher(kube.core),
+    writes: kubeWorkloadWrites(kube, events),
     logger,
     metrics,
     ...(o.namespaces.length === 0 ? {} : { namespaces: o.namespaces }),

@@ -6,6 +6,12 @@ export interface WorkloadKind {
   readonly plural: string;
   /** Path of the pod template inside the object, as JSON Pointer segments. */
   readonly templatePath: readonly string[];
+  /**
+   * Whether the kind's controller replaces a pod that never became Ready when the template changes. One
+   * that does not (a StatefulSet waits for it) leaves pods created while held stuck; wave deletes them
+   * on release so they are recreated from the released template.
+   */
+  readonly replacesUnreadyPods: boolean;
 }
 
 export const workloadKinds: readonly WorkloadKind[] = [
@@ -15,6 +21,7 @@ export const workloadKinds: readonly WorkloadKind[] = [
     version: 'v1',
     plural: 'deployments',
     templatePath: ['spec', 'template'],
+    replacesUnreadyPods: true,
   },
   {
     kind: 'StatefulSet',
@@ -22,6 +29,7 @@ export const workloadKinds: readonly WorkloadKind[] = [
     version: 'v1',
     plural: 'statefulsets',
     templatePath: ['spec', 'template'],
+    replacesUnreadyPods: false,
   },
   {
     kind: 'DaemonSet',
@@ -29,6 +37,7 @@ export const workloadKinds: readonly WorkloadKind[] = [
     version: 'v1',
     plural: 'daemonsets',
     templatePath: ['spec', 'template'],
+    replacesUnreadyPods: true,
   },
 ];
 

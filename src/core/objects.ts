@@ -332,6 +332,23 @@ export function childKey(ref: ChildRef): string {
   return `${ref.kind}/${ref.namespace}/${ref.name}`;
 }
 
+/** Identifies one workload: what the sync loop queues and the consumer index files children under. */
+export interface WorkloadRef {
+  readonly kind: WorkloadKind['kind'];
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/** The key under which a workload is queued and indexed: `Kind/namespace/name`, e.g. `Deployment/shop/web`. */
+export function workloadKey(ref: WorkloadRef): string {
+  return `${ref.kind}/${ref.namespace}/${ref.name}`;
+}
+
+/** The reference of a parsed workload. */
+export function workloadRef(workload: Workload): WorkloadRef {
+  return { kind: workload.kind, namespace: workload.metadata.namespace, name: workload.metadata.name };
+}
+
 /** A lookup over a fixed set of objects, e.g. those the webhook fetched fresh or a manifest file holds. */
 export function childLookupFrom(children: Iterable<ChildData>): ChildLookup {
   const byKey = new Map<string, ChildData>();

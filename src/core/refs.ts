@@ -6,6 +6,7 @@
  * appear in the order of their first reference, so what is reported missing reads like the manifest.
  */
 import { extraConfigMapsAnnotation, extraSecretsAnnotation } from './annotations.ts';
+import { childKey } from './objects.ts';
 import type { ChildKind, ChildRef, Container, ObjectSource, PodTemplate, Workload } from './objects.ts';
 
 export interface ConsumedChild extends ChildRef {
@@ -45,7 +46,7 @@ export function consumedConfig(workload: Workload): ConsumedConfig {
   const namespace = workload.metadata.namespace;
   const children = new Map<string, MutableChild>();
   for (const reference of references(workload.spec.template, namespace)) {
-    const id = `${reference.kind}/${reference.namespace}/${reference.name}`;
+    const id = childKey(reference);
     let child = children.get(id);
     if (child === undefined) {
       child = {
@@ -67,7 +68,7 @@ export function consumedConfig(workload: Workload): ConsumedConfig {
     if (reference.required) child.required = true;
   }
   for (const reference of extraReferences(workload.metadata.annotations, namespace)) {
-    const id = `${reference.kind}/${reference.namespace}/${reference.name}`;
+    const id = childKey(reference);
     const child = children.get(id);
     if (child === undefined) {
       children.set(id, {

@@ -2,7 +2,7 @@
  * The two things wave writes on a pod template, the config-hash annotation and the config-missing
  * scheduling gate, read and written on wire JSON so that every other field survives untouched.
  */
-import { configHashAnnotation, configMissingGate } from './annotations.ts';
+import { configHashAnnotation, configMissingGate, waveInvalidSchedulers } from './annotations.ts';
 import { asArray, asRecord, asString, isRecord, jsonEqual } from './json.ts';
 import type { JsonRecord } from './json.ts';
 
@@ -14,6 +14,18 @@ export function templateHash(template: unknown): string | undefined {
 
 export function isHeld(template: unknown): boolean {
   return asArray(asRecord(asRecord(template)?.['spec'])?.['schedulingGates']).some(isConfigMissingGate);
+}
+
+/**
+ * A pod created while its workload was held, that will never run: wave's gate, or Wave's invalid
+ * scheduler on a pod not yet bound (a pod's scheduler is immutable, so only a new pod runs).
+ */
+export function isHeldPod(pod: unknown): boolean {
+  const spec = asRecord(asRecord(pod)?.['spec']);
+  if (isHeld(pod)) return true;
+  const unbound = spec?.['nodeName'] === undefined;
+  const deleting = asRecord(asRecord(pod)?.['metadata'])?.['deletionTimestamp'] !== undefined;
+  return unbound && !deleting && waveInvalidSchedulers.includes(asString(spec?.['schedulerName']) ?? '');
 }
 
 function isConfigMissingGate(gate: unknown): boolean {

@@ -21,7 +21,10 @@
  * The loop learns about a change through `onChange`, with the workloads it may affect already worked
  * out by the reverse index: a change to keys nobody consumes reaches nobody.
  */
-import type { ChildData, ChildKind, ChildLookup, ChildRef } from '../core/objects.ts';
+import type { Clock } from '../clock.ts';
+import { systemClock } from '../clock.ts';
+import { kindByName } from '../core/kinds.ts';
+import type { ChildData, ChildKind, ChildLookup, ChildRef, WorkloadRef } from '../core/objects.ts';
 import { childKey } from '../core/objects.ts';
 import { asArray, asRecord } from '../core/json.ts';
 import { describeChild } from '../core/refs.ts';
@@ -70,8 +73,8 @@ export interface ChildChange {
   readonly old: ChildData | undefined;
   /** The data held now: undefined when the child is absent, or exists with its data not yet read. */
   readonly new: ChildData | undefined;
-  /** Workload keys whose consumed keys differ between old and new (every consumer when either is undefined). */
-  readonly affected: readonly string[];
+  /** Workloads whose consumed keys differ between old and new (every consumer when either is undefined). */
+  readonly affected: readonly WorkloadRef[];
 }
 
 export interface ConfigCacheOptions {
@@ -89,11 +92,13 @@ export interface ConfigCacheOptions {
   readonly concurrency?: number;
   /** Backoff of a failing GET. Defaults as the watches'. */
   readonly fetchBackoff?: BackoffOptions;
+  /** Times the retries of failing reads. Default: the system clock. */
+  readonly clock?: Clock;
   /**
-   * Called with the workloads (`Kind/namespace/name`) whose set of children carrying Wave's
-   * ownerReference to them changed (one was added or removed).
+   * Called with the workloads whose set of children carrying Wave's ownerReference to them changed (one
+   * was added or removed).
    */
-  readonly onWaveOwnersChanged?: (workloads: readonly string[]) => void;
+  readonly onWaveOwnersChanged?: (workloads: readonly WorkloadRef[]) => void;
 }
 
 interface Held {
@@ -107,7 +112,8 @@ interface Fetch {
   running: boolean;
   /** The resourceVersion the watch had reported when the GET started. */
   startedFor: string;
-  retry: NodeJS.Timeout | undefined;
+  /** Cancels the pending retry, while one waits. */
+  retry: (() => void) | undefined;
   readonly backoff: Backoff;
 }
 
@@ -122,10 +128,11 @@ export class ConfigCache {
   readonly #namespaces: ReadonlySet<string> | undefined;
   readonly #concurrency: number;
   readonly #fetchBackoff: BackoffOptions | undefined;
+  readonly #clock: Clock;
   readonly #meta = new Map<string, ChildMeta>();
-  /** Owner uid → keys of the children carrying Wave's ownerReference to it. */
-  readonly #waveOwned = new Map<string, Set<string>>();
-  readonly #onWaveOwnersChanged: ((workloads: readonly string[]) => void) | undefined;
+  /** Owner uid → the children carrying Wave's ownerReference to it, by childKey. */
+  readonly #waveOwned = new Map<string, Map<string, ChildRef>>();
+  readonly #onWaveOwnersChanged: ((workloads: readonly WorkloadRef[]) => void) | undefined;
   readonly #held = new Map<string, Held>();
   readonly #fetches = new Map<string, Fetch>();
   readonly #queue: string[] = [];
@@ -148,6 +155,7 @@ export class ConfigCache {
     this.#namespaces = opts.namespaces === undefined ? undefined : new Set(opts.namespaces);
     this.#concurrency = opts.concurrency ?? 8;
     this.#fetchBackoff = opts.fetchBackoff;
+    this.#clock = opts.clock ?? systemClock;
     this.#onWaveOwnersChanged = opts.onWaveOwnersChanged;
     for (const kind of kinds)
       this.#counts.set(kind, { metaObjects: 0, metaBytes: 0, dataObjects: 0, dataBytes: 0 });
@@ -158,9 +166,10 @@ export class ConfigCache {
   /**
    * Says what a workload consumes now (`consumedConfig(workload).children`); an empty list or undefined
    * forgets it (deleted, opted out). Children gaining their first consumer are read; children losing their
-   * last one drop their data.
+   * last one drop their data. The workload watches call it on every replica, leader or not, so a standby
+   * holds the same data as the leader.
    */
-  setWorkload(workload: string, children: readonly ConsumedChild[] | undefined): IndexDelta {
+  setWorkload(workload: WorkloadRef, children: readonly ConsumedChild[] | undefined): IndexDelta {
     const delta =
       children === undefined || children.length === 0
         ? this.index.delete(workload)
@@ -193,16 +202,8 @@ export class ConfigCache {
    * garbage collector would delete them with it.
    */
   waveOwnedBy(uid: string | undefined): readonly string[] {
-    const keys = uid === undefined ? undefined : this.#waveOwned.get(uid);
-    return [...(keys ?? [])]
-      .flatMap((key) => {
-        const meta = this.#meta.get(key);
-        const kind: ChildKind = key.startsWith('Secret/') ? 'Secret' : 'ConfigMap';
-        return meta === undefined
-          ? []
-          : [describeChild({ kind, namespace: meta.namespace, name: meta.name })];
-      })
-      .sort();
+    const children = uid === undefined ? undefined : this.#waveOwned.get(uid);
+    return [...(children?.values() ?? [])].map(describeChild).sort();
   }
 
   /** Every watched kind and namespace has completed its first list. */
@@ -262,7 +263,7 @@ export class ConfigCache {
   /** Stops reading; the cache keeps what it holds. */
   stop(): void {
     this.#stopped = true;
-    for (const fetch of this.#fetches.values()) clearTimeout(fetch.retry);
+    for (const fetch of this.#fetches.values()) fetch.retry?.();
     this.#fetches.clear();
     this.#queue.length = 0;
   }
@@ -276,7 +277,7 @@ export class ConfigCache {
     else counts.metaBytes -= metaBytes(previous);
     counts.metaBytes += metaBytes(meta);
     this.#meta.set(key, meta);
-    this.#indexWaveOwners(key, previous, meta);
+    this.#indexWaveOwners(ref, previous, meta);
     this.#publish(kind);
     if (!this.index.isConsumed(ref)) return;
     const held = this.#held.get(key);
@@ -292,7 +293,7 @@ export class ConfigCache {
       counts.metaObjects -= 1;
       counts.metaBytes -= metaBytes(meta);
       this.#meta.delete(key);
-      this.#indexWaveOwners(key, meta, undefined);
+      this.#indexWaveOwners(ref, meta, undefined);
     }
     const held = this.#drop(ref);
     this.#cancel(key);
@@ -300,27 +301,32 @@ export class ConfigCache {
     if (this.index.isConsumed(ref)) this.#emit(ref, held?.data, undefined);
   }
 
-  #indexWaveOwners(key: string, before: ChildMeta | undefined, after: ChildMeta | undefined): void {
+  #indexWaveOwners(ref: ChildRef, before: ChildMeta | undefined, after: ChildMeta | undefined): void {
     const was = before?.waveOwners ?? [];
     const is = after?.waveOwners ?? [];
     if (was.length === 0 && is.length === 0) return;
-    const changed: string[] = [];
-    for (const owner of was) {
-      if (is.some((o) => o.uid === owner.uid)) continue;
-      const keys = this.#waveOwned.get(owner.uid);
-      keys?.delete(key);
-      if (keys?.size === 0) this.#waveOwned.delete(owner.uid);
-      changed.push(`${owner.kind}/${before?.namespace ?? ''}/${owner.name}`);
+    const key = childKey(ref);
+    const changed: WorkloadRef[] = [];
+    const owner = (o: OwnerReference): WorkloadRef[] => {
+      const kind = kindByName(o.kind)?.kind;
+      return kind === undefined ? [] : [{ kind, namespace: ref.namespace, name: o.name }];
+    };
+    for (const o of was) {
+      if (is.some((other) => other.uid === o.uid)) continue;
+      const children = this.#waveOwned.get(o.uid);
+      children?.delete(key);
+      if (children?.size === 0) this.#waveOwned.delete(o.uid);
+      changed.push(...owner(o));
     }
-    for (const owner of is) {
-      if (was.some((o) => o.uid === owner.uid)) continue;
-      let keys = this.#waveOwned.get(owner.uid);
-      if (keys === undefined) {
-        keys = new Set();
-        this.#waveOwned.set(owner.uid, keys);
+    for (const o of is) {
+      if (was.some((other) => other.uid === o.uid)) continue;
+      let children = this.#waveOwned.get(o.uid);
+      if (children === undefined) {
+        children = new Map();
+        this.#waveOwned.set(o.uid, children);
       }
-      keys.add(key);
-      changed.push(`${owner.kind}/${after?.namespace ?? ''}/${owner.name}`);
+      children.set(key, { kind: ref.kind, namespace: ref.namespace, name: ref.name });
+      changed.push(...owner(o));
     }
     if (changed.length > 0) this.#onWaveOwnersChanged?.(changed);
   }
@@ -373,7 +379,7 @@ export class ConfigCache {
   #cancel(key: string): void {
     const fetch = this.#fetches.get(key);
     if (fetch === undefined || fetch.running) return;
-    clearTimeout(fetch.retry);
+    fetch.retry?.();
     this.#fetches.delete(key);
   }
 
@@ -440,12 +446,12 @@ export class ConfigCache {
   /** Queues the read again after the fetch's backoff; returns the delay. */
   #retryLater(key: string, fetch: Fetch): number {
     const delayMs = fetch.backoff.next();
-    fetch.retry = setTimeout(() => {
+    fetch.retry = this.#clock.after(delayMs, () => {
       fetch.retry = undefined;
       if (this.#fetches.get(key) !== fetch) return;
       this.#queue.push(key);
       this.#pump();
-    }, delayMs);
+    });
     return delayMs;
   }
 

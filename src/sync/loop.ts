@@ -1,33 +1,41 @@
 // The sync loop: watches of workloads and of the configuration they consume feed a de-duplicating queue
-// of workload keys; workers reconcile them while this replica leads. Standbys keep every watch and cache
-// warm, so a new leader starts from synced caches.
-import { CustomObjectsApi } from '@kubernetes/client-node';
+// of workload references; workers reconcile them while this replica leads. The watches keep the consumer
+// index and the consumed data on every replica, leader or not: a standby is a leader minus the writes,
+// so a new leader starts from the same caches and reads nothing again.
 import { optInStatus } from '../core/admission.ts';
 import { jsonEqual } from '../core/json.ts';
 import { workloadKinds } from '../core/kinds.ts';
-import { parseWorkload } from '../core/objects.ts';
-import { describeChild } from '../core/refs.ts';
+import type { WorkloadKind } from '../core/kinds.ts';
+import { parseWorkload, workloadKey, workloadRef } from '../core/objects.ts';
+import type { WorkloadRef } from '../core/objects.ts';
+import { consumedConfig, describeChild } from '../core/refs.ts';
 import { isHeld } from '../core/template.ts';
 import { carriesWaveLeftovers } from '../core/wave-leftovers.ts';
-import { apiChildFetcher } from '../kube/child-fetcher.ts';
-import { apiErrorMessage, isConflict, isNotFound, type KubeClients } from '../kube/client.ts';
-import type { EventRecorder } from '../kube/events.ts';
+import { systemClock } from '../clock.ts';
+import type { Clock } from '../clock.ts';
+import type { ChildFetcher } from '../kube/child-fetcher.ts';
+import { apiErrorMessage, isConflict, isNotFound } from '../kube/client.ts';
 import type { KubeTransport } from '../kube/transport.ts';
-import { Reflector, ReflectorGroup, type WatchEvent } from '../kube/watch.ts';
+import { objectKey, Reflector, ReflectorGroup } from '../kube/watch.ts';
+import type { WatchEvent } from '../kube/watch.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { systemClock, type Clock } from '../clock.ts';
-import { ConfigCache, watchConfigMetadata, type ConfigWatches } from './config-cache.ts';
-import { loopMetrics, type LoopMetrics } from './loop-metrics.ts';
+import { ConfigCache, watchConfigMetadata } from './config-cache.ts';
+import type { ConfigWatches } from './config-cache.ts';
+import { loopMetrics } from './loop-metrics.ts';
+import type { LoopMetrics } from './loop-metrics.ts';
+import type { CachedWorkload, WorkloadReader, WorkloadWrites } from './ports.ts';
 import { WorkQueue } from './queue.ts';
 import { TokenBucket } from './rate-limit.ts';
-import { Reconciler, type CachedWorkload } from './reconciler.ts';
-import { workloadKey } from './reverse-index.ts';
+import { Reconciler } from './reconciler.ts';
 
 export interface LoopOptions {
-  readonly kube: KubeClients;
+  /** Lists and watches workloads and the metadata of ConfigMaps and Secrets. */
   readonly transport: KubeTransport;
-  readonly events: EventRecorder;
+  /** Reads a consumed ConfigMap or Secret (apiChildFetcher in production). */
+  readonly fetch: ChildFetcher;
+  /** Every write of a reconcile; only the leader makes any. */
+  readonly writes: WorkloadWrites;
   readonly logger: Logger;
   readonly metrics: Metrics;
   /** Watch only these namespaces; undefined: all. */
@@ -45,12 +53,21 @@ const conflictRetryMs = 100;
 
 type WorkloadStore = ReflectorGroup<CachedWorkload | null>;
 
-function cachedWorkload(raw: Readonly<Record<string, unknown>>, kind: string): CachedWorkload | null {
-  const parsed = parseWorkload(raw, { kind });
+/** The reflector transform: the parsed workload and what it consumes, worked out once per change. */
+export function cachedWorkload(
+  raw: Readonly<Record<string, unknown>>,
+  kind: WorkloadKind,
+): CachedWorkload | null {
+  const parsed = parseWorkload(raw, { kind: kind.kind });
   if (!parsed.ok) return null;
+  const workload = parsed.value;
   const selector = (raw['spec'] as { selector?: { matchLabels?: Record<string, string> } } | undefined)
     ?.selector?.matchLabels;
-  return { workload: parsed.value, selector: selector === undefined ? undefined : { ...selector } };
+  return {
+    workload,
+    consumed: optInStatus(workload).optedIn ? consumedConfig(workload) : undefined,
+    selector: selector === undefined ? undefined : { ...selector },
+  };
 }
 
 /**
@@ -58,10 +75,10 @@ function cachedWorkload(raw: Readonly<Record<string, unknown>>, kind: string): C
  * left (its finalizer, its hold), opted in or not. The watch delivers whole workloads, so telling costs no
  * read.
  */
-function relevant(item: CachedWorkload | null | undefined): boolean {
+function relevant(item: CachedWorkload | null | undefined): item is CachedWorkload {
   return (
     item != null &&
-    (optInStatus(item.workload).optedIn ||
+    (item.consumed !== undefined ||
       isHeld(item.workload.spec.template) ||
       carriesWaveLeftovers(item.workload))
   );
@@ -79,27 +96,29 @@ function sameForWave(a: CachedWorkload | null, b: CachedWorkload | null): boolea
   return jsonEqual(strip(a), strip(b));
 }
 
-export class SyncLoop {
+export class SyncLoop implements WorkloadReader {
   readonly #o: LoopOptions;
+  readonly #clock: Clock;
   readonly #metrics: LoopMetrics;
-  readonly #queue: WorkQueue;
+  readonly #queue: WorkQueue<WorkloadRef>;
   readonly #cache: ConfigCache;
   readonly #stores = new Map<string, WorkloadStore>();
   readonly #reconciler: Reconciler;
   #configWatches: ConfigWatches | undefined;
   #leading = false;
   #workers: Promise<void>[] = [];
-  #resync: NodeJS.Timeout | undefined;
+  #cancelResync: (() => void) | undefined;
 
   constructor(o: LoopOptions) {
     this.#o = o;
-    const clock = o.clock ?? systemClock;
+    this.#clock = o.clock ?? systemClock;
     this.#metrics = loopMetrics(o.metrics);
-    this.#queue = new WorkQueue({ debounceMs: o.debounceMs, clock });
+    this.#queue = new WorkQueue({ debounceMs: o.debounceMs, clock: this.#clock, key: workloadKey });
     this.#cache = new ConfigCache({
-      fetch: apiChildFetcher(o.kube.core),
+      fetch: o.fetch,
       logger: o.logger,
       metrics: o.metrics,
+      clock: this.#clock,
       ...(o.namespaces === undefined ? {} : { namespaces: o.namespaces }),
       onChange: (change) => {
         this.#metrics.configChanges.inc({ kind: change.ref.kind });
@@ -108,27 +127,22 @@ export class SyncLoop {
         // Events compare against to name the objects that really changed.
         const known = change.old !== undefined;
         const trigger = describeChild(change.ref);
-        for (const key of change.affected) {
-          if (known) this.#queue.add(key, trigger);
-          else this.#queue.add(key, undefined, 0);
+        for (const ref of change.affected) {
+          if (known) this.#queue.add(ref, trigger);
+          else this.#queue.add(ref, undefined, 0);
         }
       },
       // A workload being deleted waits for its children's Wave ownerReferences to go; the warning on the
       // others is withdrawn. Either way, look again when they change.
-      onWaveOwnersChanged: (keys) => {
-        for (const key of keys) {
-          const [kind = '', namespace = '', name = ''] = key.split('/');
-          if (relevant(this.#stores.get(kind)?.get(`${namespace}/${name}`))) this.#queue.add(key);
-        }
+      onWaveOwnersChanged: (refs) => {
+        for (const ref of refs) if (relevant(this.get(ref))) this.#queue.add(ref);
       },
     });
-    const bucket = new TokenBucket(o.maxRolloutsPerSecond, o.rolloutBurst, clock);
+    const bucket = new TokenBucket(o.maxRolloutsPerSecond, o.rolloutBurst, this.#clock);
     this.#reconciler = new Reconciler({
-      workloads: (kind, namespace, name) => this.#stores.get(kind)?.get(`${namespace}/${name}`) ?? undefined,
-      cache: this.#cache,
-      custom: o.kube.kc.makeApiClient(CustomObjectsApi),
-      core: o.kube.core,
-      events: o.events,
+      workloads: this,
+      config: this.#cache,
+      writes: o.writes,
       logger: o.logger,
       metrics: this.#metrics,
       takeRolloutToken: () => bucket.take(),
@@ -153,9 +167,9 @@ export class SyncLoop {
             transport,
             resource: { group: kind.group, version: kind.version, plural: kind.plural, kind: kind.kind },
             ...(namespace === undefined ? {} : { namespace }),
-            transform: (raw) => cachedWorkload(raw, kind.kind),
+            transform: (raw) => cachedWorkload(raw, kind),
             handler: (event) => {
-              this.#onWorkload(kind.kind, event);
+              this.#onWorkload(event);
             },
             logger,
             metrics,
@@ -163,6 +177,16 @@ export class SyncLoop {
       ).start();
       this.#stores.set(kind.kind, store);
     }
+  }
+
+  /** The workload as the watches hold it. */
+  get(ref: WorkloadRef): CachedWorkload | undefined {
+    return this.#stores.get(ref.kind)?.get(objectKey(ref)) ?? undefined;
+  }
+
+  /** The config cache the watches keep (read-only use: metrics, tests). */
+  get cache(): ConfigCache {
+    return this.#cache;
   }
 
   get synced(): boolean {
@@ -188,10 +212,7 @@ export class SyncLoop {
       },
       () => undefined,
     );
-    this.#resync = setInterval(() => {
-      this.#enqueueAll();
-    }, this.#o.syncPeriodMs);
-    this.#resync.unref();
+    this.#scheduleResync();
     if (this.#workers.length === 0) {
       this.#workers = Array.from({ length: this.#o.workers ?? 4 }, () => this.#work());
     }
@@ -202,7 +223,8 @@ export class SyncLoop {
     if (!this.#leading) return;
     this.#leading = false;
     this.#metrics.leader.set(0);
-    clearInterval(this.#resync);
+    this.#cancelResync?.();
+    this.#cancelResync = undefined;
   }
 
   /** Stops taking work, lets in-flight reconciles finish, stops the watches. */
@@ -214,61 +236,70 @@ export class SyncLoop {
     await Promise.all([...this.#stores.values()].map((store) => store.stop()));
   }
 
+  #scheduleResync(): void {
+    this.#cancelResync = this.#clock.after(this.#o.syncPeriodMs, () => {
+      if (!this.#leading) return;
+      this.#enqueueAll();
+      this.#scheduleResync();
+    });
+  }
+
   #enqueueAll(): void {
-    for (const [kind, store] of this.#stores) {
+    for (const store of this.#stores.values()) {
       for (const [, item] of store.entries()) {
-        if (!relevant(item) || item === null) continue;
-        const meta = item.workload.metadata;
-        this.#queue.add(workloadKey(kind, meta.namespace, meta.name), undefined, 0);
+        if (relevant(item)) this.#queue.add(workloadRef(item.workload), undefined, 0);
       }
     }
     this.#metrics.queueDepth.set(this.#queue.depth);
   }
 
-  #onWorkload(kind: string, event: WatchEvent<CachedWorkload | null>): void {
+  /** On every replica: the index follows the workload, and the workload is queued when it matters. */
+  #onWorkload(event: WatchEvent<CachedWorkload | null>): void {
     if (event.type === 'synced') return;
-    const item = event.type === 'deleted' ? event.old : event.object;
-    if (event.type === 'updated') {
-      if (!relevant(event.old) && !relevant(event.object)) return;
-      if (sameForWave(event.old, event.object)) return;
-    } else if (!relevant(item)) {
-      return;
+    const old = event.type === 'added' ? null : event.old;
+    const now = event.type === 'deleted' ? null : event.object;
+    const item = now ?? old;
+    if (item === null) return;
+    const ref = workloadRef(item.workload);
+    if (old?.consumed !== undefined || now?.consumed !== undefined) {
+      this.#cache.setWorkload(ref, now?.consumed?.children);
     }
-    const [namespace = '', name = ''] = event.key.split('/');
-    this.#queue.add(workloadKey(kind, namespace, name));
+    if (!relevant(old) && !relevant(now)) return;
+    if (event.type === 'updated' && sameForWave(event.old, event.object)) return;
+    this.#queue.add(ref);
     this.#metrics.queueDepth.set(this.#queue.depth);
   }
 
   async #work(): Promise<void> {
     for (;;) {
-      const item = await this.#queue.next();
-      if (item === undefined) return;
-      const { key, triggers } = item;
+      const next = await this.#queue.next();
+      if (next === undefined) return;
+      const { item: ref, key, triggers } = next;
       if (!this.#leading) {
-        // Not leading (any more): the key waits for the next leader's full pass.
-        this.#queue.done(key);
+        // Not leading (any more): the workload waits for the next leader's full pass.
+        this.#queue.done(ref);
         continue;
       }
       const timer = this.#metrics.reconcileDuration.startTimer();
       try {
-        const result = await this.#reconciler.reconcile(key, triggers);
+        const result = await this.#reconciler.reconcile(ref, triggers);
         timer({ outcome: result.outcome });
         if (result.outcome === 'throttled') {
-          this.#queue.requeue(key, triggers, result.retryInMs);
+          this.#queue.requeue(ref, triggers, result.retryInMs);
         } else {
-          this.#queue.forget(key);
-          this.#queue.done(key);
+          this.#queue.forget(ref);
+          this.#queue.done(ref);
         }
       } catch (err) {
         timer({ outcome: 'error' });
         if (isNotFound(err)) {
-          this.#queue.done(key); // deleted meanwhile: its watch event reconciles it again
+          this.#queue.done(ref); // deleted meanwhile: its watch event reconciles it again
         } else {
           this.#metrics.reconcileErrors.inc();
           // A conflict means the workload moved on under the patch: look again soon, from the cache.
           let delay = conflictRetryMs;
-          if (isConflict(err)) this.#queue.requeue(key, triggers, delay);
-          else delay = this.#queue.retry(key, triggers);
+          if (isConflict(err)) this.#queue.requeue(ref, triggers, delay);
+          else delay = this.#queue.retry(ref, triggers);
           this.#o.logger.warn(
             { workload: key, retryInMs: delay },
             `reconcile failed: ${apiErrorMessage(err)}`,

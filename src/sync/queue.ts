@@ -1,58 +1,71 @@
-// The loop's work queue, in client-go's grammar: items are workload keys, de-duplicated while they wait;
-// a key being processed is never handed to a second worker, and a key added meanwhile comes back once the
-// first pass is done. Each key carries the triggers (which ConfigMap/Secret changed) merged while queued,
-// so the Event of the rollout can say why.
+// The loop's work queue, in client-go's grammar: items are workload references, de-duplicated by key while
+// they wait; an item being processed is never handed to a second worker, and one added meanwhile comes
+// back once the first pass is over. Each item carries the triggers (which ConfigMap/Secret changed)
+// merged while queued, so the Event of the rollout can say why.
 import type { Clock } from '../clock.ts';
 
-export interface QueueOptions {
-  /** Delay before a newly added key is handed out; later adds within the window join it. */
+export interface QueueOptions<T> {
+  /** Delay before a newly added item is handed out; later adds within the window join it. */
   debounceMs: number;
   clock: Clock;
+  /** The item's identity; items with one key are one work item. Default: the item itself as a string. */
+  key?: (item: T) => string;
   /** Retry backoff: base * 2^(failures-1), at most max. */
   retryBaseMs?: number;
   retryMaxMs?: number;
 }
 
-export interface WorkItem {
+export interface WorkItem<T> {
   readonly key: string;
+  readonly item: T;
   readonly triggers: ReadonlySet<string>;
 }
 
-interface Waiting {
+interface Waiting<T> {
+  readonly item: T;
   readyAt: number;
   triggers: Set<string>;
   cancel: () => void;
 }
 
-export class WorkQueue {
-  private readonly waiting = new Map<string, Waiting>();
-  private readonly ready: string[] = [];
-  private readonly readyTriggers = new Map<string, Set<string>>();
-  private readonly processing = new Set<string>();
-  /** Added while processing: requeued (with these triggers and delay) when done() is called. */
-  private readonly again = new Map<string, { triggers: Set<string>; delayMs: number }>();
-  private readonly failures = new Map<string, number>();
-  private readonly takers: ((item: WorkItem | undefined) => void)[] = [];
-  private closed = false;
-  private readonly opts: QueueOptions;
+interface Again<T> {
+  readonly item: T;
+  triggers: Set<string>;
+  delayMs: number;
+}
 
-  constructor(opts: QueueOptions) {
+export class WorkQueue<T = string> {
+  private readonly waiting = new Map<string, Waiting<T>>();
+  private readonly ready: string[] = [];
+  private readonly readyItems = new Map<string, { item: T; triggers: Set<string> }>();
+  private readonly processing = new Set<string>();
+  /** Added while processing: scheduled again (with these triggers and delay) when the pass ends. */
+  private readonly again = new Map<string, Again<T>>();
+  private readonly failures = new Map<string, number>();
+  private readonly takers: ((item: WorkItem<T> | undefined) => void)[] = [];
+  private closed = false;
+  private readonly opts: QueueOptions<T>;
+  private readonly keyOf: (item: T) => string;
+
+  constructor(opts: QueueOptions<T>) {
     this.opts = opts;
+    this.keyOf = opts.key ?? String;
   }
 
-  /** Schedules `key` after the debounce (or `delayMs`); a key already waiting keeps the earlier time. */
-  add(key: string, trigger?: string, delayMs = this.opts.debounceMs): void {
+  /** Schedules `item` after the debounce (or `delayMs`); an item already waiting keeps the earlier time. */
+  add(item: T, trigger?: string, delayMs = this.opts.debounceMs): void {
     if (this.closed) return;
+    const key = this.keyOf(item);
     if (this.processing.has(key)) {
-      const entry = this.again.get(key) ?? { triggers: new Set<string>(), delayMs };
+      const entry = this.again.get(key) ?? { item, triggers: new Set<string>(), delayMs };
       if (trigger !== undefined) entry.triggers.add(trigger);
       entry.delayMs = Math.min(entry.delayMs, delayMs);
       this.again.set(key, entry);
       return;
     }
-    const readyTriggers = this.readyTriggers.get(key);
-    if (readyTriggers !== undefined) {
-      if (trigger !== undefined) readyTriggers.add(trigger);
+    const ready = this.readyItems.get(key);
+    if (ready !== undefined) {
+      if (trigger !== undefined) ready.triggers.add(trigger);
       return;
     }
     const readyAt = this.opts.clock.now() + delayMs;
@@ -66,64 +79,74 @@ export class WorkQueue {
     const triggers = existing?.triggers ?? new Set<string>();
     if (trigger !== undefined) triggers.add(trigger);
     if (delayMs <= 0) {
-      this.makeReady(key, triggers);
+      this.makeReady(key, item, triggers);
       return;
     }
     const cancel = this.opts.clock.after(delayMs, () => {
       this.waiting.delete(key);
-      this.makeReady(key, triggers);
+      this.makeReady(key, item, triggers);
     });
-    this.waiting.set(key, { readyAt, triggers, cancel });
+    this.waiting.set(key, { item, readyAt, triggers, cancel });
   }
 
-  /** The next ready key if there is one now, without waiting. */
-  tryNext(): WorkItem | undefined {
+  /** The next ready item if there is one now, without waiting. */
+  tryNext(): WorkItem<T> | undefined {
     const key = this.ready.shift();
     return key === undefined ? undefined : this.take(key);
   }
 
-  /** Hands out the next ready key, waiting for one; undefined once the queue is shut down. */
-  async next(): Promise<WorkItem | undefined> {
+  /** Hands out the next ready item, waiting for one; undefined once the queue is shut down. */
+  async next(): Promise<WorkItem<T> | undefined> {
     const key = this.ready.shift();
     if (key !== undefined) return this.take(key);
     if (this.closed) return undefined;
     return new Promise((resolve) => this.takers.push(resolve));
   }
 
-  /** The key's pass is over; if it was added meanwhile it is scheduled again. */
-  done(key: string): void {
+  /** The item's pass is over; if it was added meanwhile it is scheduled again. */
+  done(item: T): void {
+    const key = this.keyOf(item);
     this.processing.delete(key);
     const again = this.again.get(key);
     if (again === undefined) return;
     this.again.delete(key);
-    for (const trigger of again.triggers) this.add(key, trigger, again.delayMs);
-    if (again.triggers.size === 0) this.add(key, undefined, again.delayMs);
+    this.schedule(again.item, again.triggers, again.delayMs);
   }
 
-  /** The key's pass failed: schedule it again with exponential backoff. */
-  retry(key: string, triggers: ReadonlySet<string>): number {
+  /**
+   * The item's pass failed: schedule it again with exponential backoff; returns the delay. A change that
+   * arrived during the failed pass is new information: it may bring the pass forward to its own delay.
+   */
+  retry(item: T, triggers: ReadonlySet<string>): number {
+    const key = this.keyOf(item);
     const failures = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, failures);
     const base = this.opts.retryBaseMs ?? 500;
-    const delay = Math.min(base * 2 ** (failures - 1), this.opts.retryMaxMs ?? 60_000);
-    this.done(key);
-    this.requeue(key, triggers, delay);
+    const backoff = Math.min(base * 2 ** (failures - 1), this.opts.retryMaxMs ?? 60_000);
+    const delay = Math.min(backoff, this.again.get(key)?.delayMs ?? backoff);
+    this.requeue(item, triggers, delay);
     return delay;
   }
 
-  /** Schedules the key again after `delayMs` keeping its triggers (e.g. waiting for a rollout token). */
-  requeue(key: string, triggers: ReadonlySet<string>, delayMs: number): void {
+  /**
+   * Ends the item's pass and schedules it again after `delayMs` with its triggers (e.g. waiting for a
+   * rollout token). Adds that arrived during the pass join this one pass: the later pass reads the
+   * caches afresh, so a second one for them would only repeat it.
+   */
+  requeue(item: T, triggers: ReadonlySet<string>, delayMs: number): void {
+    const key = this.keyOf(item);
     this.processing.delete(key);
-    if (triggers.size === 0) this.add(key, undefined, delayMs);
-    for (const trigger of triggers) this.add(key, trigger, delayMs);
+    const again = this.again.get(key);
+    this.again.delete(key);
+    this.schedule(item, new Set([...triggers, ...(again?.triggers ?? [])]), delayMs);
   }
 
-  /** The key succeeded: its next failure starts the backoff afresh. */
-  forget(key: string): void {
-    this.failures.delete(key);
+  /** The item succeeded: its next failure starts the backoff afresh. */
+  forget(item: T): void {
+    this.failures.delete(this.keyOf(item));
   }
 
-  /** Keys waiting, ready or being processed. */
+  /** Items waiting, ready or being processed. */
   get depth(): number {
     return this.waiting.size + this.ready.length + this.processing.size;
   }
@@ -135,10 +158,15 @@ export class WorkQueue {
     for (const taker of this.takers.splice(0)) taker(undefined);
   }
 
-  private makeReady(key: string, triggers: Set<string>): void {
+  private schedule(item: T, triggers: ReadonlySet<string>, delayMs: number): void {
+    if (triggers.size === 0) this.add(item, undefined, delayMs);
+    for (const trigger of triggers) this.add(item, trigger, delayMs);
+  }
+
+  private makeReady(key: string, item: T, triggers: Set<string>): void {
     if (this.closed) return;
     const taker = this.takers.shift();
-    this.readyTriggers.set(key, triggers);
+    this.readyItems.set(key, { item, triggers });
     if (taker !== undefined) {
       taker(this.take(key));
       return;
@@ -146,10 +174,11 @@ export class WorkQueue {
     this.ready.push(key);
   }
 
-  private take(key: string): WorkItem {
-    const triggers = this.readyTriggers.get(key) ?? new Set<string>();
-    this.readyTriggers.delete(key);
+  private take(key: string): WorkItem<T> {
+    const ready = this.readyItems.get(key);
+    this.readyItems.delete(key);
+    if (ready === undefined) throw new Error(`queue item ${key} was handed out without being ready`);
     this.processing.add(key);
-    return { key, triggers };
+    return { key, item: ready.item, triggers: ready.triggers };
   }
 }

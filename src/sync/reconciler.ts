@@ -1,31 +1,21 @@
-// One reconcile: a workload key in, the workload's state as the caches hold it, the plan of the pure core,
-// and the one merge patch (field manager wave) that carries it out. Level-triggered: nothing here reads an
-// event payload; the triggers only say which object to name in the Event.
-import type { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { configMissingGate, fieldManager, waveInvalidSchedulers } from '../core/annotations.ts';
-import { optInStatus } from '../core/admission.ts';
+// One reconcile: a workload reference in, the workload and its consumed data as the caches hold them, the
+// plan of the pure core, and the one merge patch that carries it out, written through the WorkloadWrites
+// port. Level-triggered and read-only on the caches: the watches keep the consumer index on every replica,
+// so a standby holds what the leader holds and only the writes differ. The triggers only say which
+// object to name in the Event.
 import { computeConfigHash } from '../core/hash.ts';
 import type { HashResult } from '../core/hash.ts';
 import { kindByName } from '../core/kinds.ts';
-import type { Workload } from '../core/objects.ts';
-import { consumedConfig } from '../core/refs.ts';
+import { workloadKey, workloadRef } from '../core/objects.ts';
+import type { Workload, WorkloadRef } from '../core/objects.ts';
 import { planSync } from '../core/sync-plan.ts';
 import type { WaveCleanup } from '../core/sync-plan.ts';
 import { waveOwnerReferencesWarning } from '../core/wave-leftovers.ts';
-import type { EventRecorder } from '../kube/events.ts';
 import { newer } from '../kube/resource-version.ts';
 import type { Logger } from '../log.ts';
 import { sha256Hex } from '../sha256.ts';
-import type { ConfigCache } from './config-cache.ts';
 import type { LoopMetrics } from './loop-metrics.ts';
-
-/** What the workload watches keep of each workload. */
-export interface CachedWorkload {
-  readonly workload: Workload;
-  /** spec.selector.matchLabels: finds the held pods of a StatefulSet. */
-  readonly selector: Readonly<Record<string, string>> | undefined;
-}
+import type { CachedWorkload, ConfigReader, WorkloadReader, WorkloadWrites } from './ports.ts';
 
 export type ReconcileOutcome =
   | {
@@ -35,18 +25,14 @@ export type ReconcileOutcome =
   | { readonly outcome: 'throttled'; readonly retryInMs: number };
 
 export interface ReconcilerOptions {
-  readonly workloads: (kind: string, namespace: string, name: string) => CachedWorkload | undefined;
-  readonly cache: ConfigCache;
-  readonly custom: CustomObjectsApi;
-  readonly core: CoreV1Api;
-  readonly events: EventRecorder;
+  readonly workloads: WorkloadReader;
+  readonly config: ConfigReader;
+  readonly writes: WorkloadWrites;
   readonly logger: Logger;
-  readonly metrics: LoopMetrics;
+  readonly metrics: Pick<LoopMetrics, 'rollouts' | 'releases'>;
   /** 0 when a rollout may start now, else the milliseconds until one may. */
   readonly takeRolloutToken: () => number;
 }
-
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 const short = (hash: string | undefined) => (hash === undefined ? 'none' : hash.slice(0, 12));
 
@@ -112,28 +98,25 @@ export class Reconciler {
     return this.#reportedMissing.size;
   }
 
-  async reconcile(key: string, triggers: ReadonlySet<string>): Promise<ReconcileOutcome> {
-    const [kind = '', namespace = '', name = ''] = key.split('/');
-    const cached = this.#o.workloads(kind, namespace, name);
-    const { cache, logger } = this.#o;
+  async reconcile(ref: WorkloadRef, triggers: ReadonlySet<string>): Promise<ReconcileOutcome> {
+    const key = workloadKey(ref);
+    const cached = this.#o.workloads.get(ref);
+    const { config, logger } = this.#o;
     if (cached === undefined) {
-      cache.setWorkload(key, undefined);
       this.#reportedMissing.delete(key);
       this.#fingerprints.delete(key);
       this.#written.delete(key);
       this.#reportedOwners.delete(key);
       return { outcome: 'forgotten' };
     }
-    const { workload } = cached;
-    const consumed = optInStatus(workload).optedIn ? consumedConfig(workload) : undefined;
-    cache.setWorkload(key, consumed?.children);
+    const { workload, consumed } = cached;
     let result: HashResult = { complete: true, hash: '', hashInput: '' };
     if (consumed !== undefined) {
       // A child still being read is neither there nor missing yet; its arrival requeues the workload.
-      if (consumed.children.some((child) => cache.state(child) === 'pending')) return { outcome: 'pending' };
-      result = computeConfigHash(consumed, cache.lookup, sha256Hex);
+      if (consumed.children.some((child) => config.state(child) === 'pending')) return { outcome: 'pending' };
+      result = computeConfigHash(consumed, config.lookup, sha256Hex);
     }
-    const owned = cache.waveOwnedBy(workload.metadata.uid);
+    const owned = config.waveOwnedBy(workload.metadata.uid);
     const plan = planSync(workload, result, owned);
     const log = { workload: key, action: plan.action };
     const written = this.#written.get(key);
@@ -169,7 +152,10 @@ export class Reconciler {
         return { outcome: 'cleaned' };
       case 'let-go': {
         if (cacheBehind) return { outcome: 'unchanged' };
-        this.#written.set(key, { hash: undefined, resourceVersion: await this.#patch(workload, plan.patch) });
+        this.#written.set(key, {
+          hash: undefined,
+          resourceVersion: await this.#o.writes.patch(ref, plan.patch),
+        });
         logger.info(log, plan.reason);
         this.#event(workload, 'Normal', 'MigratedFromWave', plan.reason);
         return { outcome: 'cleaned' };
@@ -199,7 +185,10 @@ export class Reconciler {
       case 'roll': {
         const wait = this.#o.takeRolloutToken();
         if (wait > 0) return { outcome: 'throttled', retryInMs: wait };
-        this.#written.set(key, { hash: plan.to, resourceVersion: await this.#patch(workload, plan.patch) });
+        this.#written.set(key, {
+          hash: plan.to,
+          resourceVersion: await this.#o.writes.patch(ref, plan.patch),
+        });
         this.#reportedMissing.delete(key);
         this.#o.metrics.rollouts.inc({ kind: workload.kind });
         const why =
@@ -212,11 +201,11 @@ export class Reconciler {
       }
       case 'release':
       case 'unhold': {
-        const resourceVersion = await this.#patch(workload, plan.patch);
+        const resourceVersion = await this.#o.writes.patch(ref, plan.patch);
         if (plan.action === 'release') this.#written.set(key, { hash: plan.to, resourceVersion });
         this.#reportedMissing.delete(key);
         this.#o.metrics.releases.inc({ kind: workload.kind });
-        await this.#replaceHeldPods(workload, cached.selector);
+        await this.#replaceHeldPods(ref, cached.selector);
         logger.info(log, plan.reason);
         this.#event(workload, 'Normal', 'ConfigReleased', plan.reason);
         if (plan.cleanup !== undefined) this.#announceCleanup(key, workload, plan.cleanup);
@@ -228,8 +217,12 @@ export class Reconciler {
   /** Writes a cleanup that no other write of this reconcile carries. */
   async #cleanUp(key: string, cached: CachedWorkload, cleanup: WaveCleanup): Promise<void> {
     const { workload } = cached;
-    this.#written.set(key, { hash: undefined, resourceVersion: await this.#patch(workload, cleanup.patch) });
-    if (cleanup.restoresScheduler) await this.#replaceHeldPods(workload, cached.selector);
+    const ref = workloadRef(workload);
+    this.#written.set(key, {
+      hash: undefined,
+      resourceVersion: await this.#o.writes.patch(ref, cleanup.patch),
+    });
+    if (cleanup.restoresScheduler) await this.#replaceHeldPods(ref, cached.selector);
     this.#announceCleanup(key, workload, cleanup);
   }
 
@@ -253,69 +246,20 @@ export class Reconciler {
   }
 
   #event(workload: Workload, type: 'Normal' | 'Warning', reason: string, message: string): void {
-    this.#o.events.record(
-      {
-        apiVersion: workload.apiVersion,
-        kind: workload.kind,
-        namespace: workload.metadata.namespace,
-        name: workload.metadata.name,
-        uid: workload.metadata.uid,
-      },
-      { type, reason, message },
-    );
-  }
-
-  /** Patches the workload; resolves with the resourceVersion the write produced. */
-  async #patch(workload: Workload, body: object): Promise<string> {
-    const kind = kindByName(workload.kind);
-    if (kind === undefined) throw new Error(`${workload.kind} is not a workload kind wave manages`);
-    const written: unknown = await this.#o.custom.patchNamespacedCustomObject(
-      {
-        group: kind.group,
-        version: kind.version,
-        plural: kind.plural,
-        namespace: workload.metadata.namespace,
-        name: workload.metadata.name,
-        body,
-        fieldManager,
-      },
-      mergePatch,
-    );
-    const version = (written as { metadata?: { resourceVersion?: unknown } } | null)?.metadata
-      ?.resourceVersion;
-    return typeof version === 'string' ? version : '';
+    this.#o.writes.event(workload, { type, reason, message });
   }
 
   /**
-   * Pods created while the workload was held carry the gate and never run. Deployments and DaemonSets
-   * replace them on the template change; a StatefulSet does not replace a pod that never became Ready, so
-   * its held pods are deleted and it recreates them from the released template.
+   * Pods created while the workload was held carry the gate and never run. Most kinds replace them on the
+   * template change; a kind whose controller does not replace a pod that never became Ready (see kinds.ts)
+   * gets them deleted, and recreates them from the released template.
    */
-  async #replaceHeldPods(workload: Workload, selector: CachedWorkload['selector']): Promise<void> {
-    if (workload.kind !== 'StatefulSet' || selector === undefined) return;
-    const labelSelector = Object.entries(selector)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(',');
-    const namespace = workload.metadata.namespace;
-    const pods = await this.#o.core.listNamespacedPod({ namespace, labelSelector });
-    // Held wave's way (the gate), or Wave's way (its invalid scheduler: a pod's scheduler is immutable).
-    const held = pods.items.filter(
-      (pod) =>
-        pod.spec?.schedulingGates?.some((g) => g.name === configMissingGate) === true ||
-        (pod.spec?.nodeName === undefined &&
-          pod.metadata?.deletionTimestamp === undefined &&
-          waveInvalidSchedulers.includes(pod.spec?.schedulerName ?? '')),
-    );
-    await Promise.all(
-      held.map((pod) =>
-        this.#o.core
-          .deleteNamespacedPod({ name: pod.metadata?.name ?? '', namespace })
-          .catch(() => undefined),
-      ),
-    );
-    if (held.length > 0) {
+  async #replaceHeldPods(ref: WorkloadRef, selector: CachedWorkload['selector']): Promise<void> {
+    if (kindByName(ref.kind)?.replacesUnreadyPods !== false || selector === undefined) return;
+    const deleted = await this.#o.writes.deleteHeldPods(ref, selector);
+    if (deleted > 0) {
       this.#o.logger.info(
-        { workload: `${workload.kind}/${namespace}/${workload.metadata.name}`, pods: held.length },
+        { workload: workloadKey(ref), pods: deleted },
         'deleted held pods so they are recreated released',
       );
     }

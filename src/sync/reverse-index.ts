@@ -5,17 +5,12 @@
  * or opts out, and a ConfigMap/Secret change finds its workloads in O(consumers), so nothing scales with
  * the size of the cluster.
  *
- * A workload is named by a string key of the caller's choosing (`workloadKey` gives the usual one); a child
- * by `childKey` (`Kind/namespace/name`).
+ * Workloads and children are filed under their core keys (`workloadKey`, `childKey`) and handed back as
+ * references, never as strings to split again.
  */
-import { childKey } from '../core/objects.ts';
-import type { ChildData, ChildRef } from '../core/objects.ts';
+import { childKey, workloadKey } from '../core/objects.ts';
+import type { ChildData, ChildRef, WorkloadRef } from '../core/objects.ts';
 import type { ConsumedChild } from '../core/refs.ts';
-
-/** `Kind/namespace/name`, e.g. `Deployment/shop/web`. */
-export function workloadKey(kind: string, namespace: string, name: string): string {
-  return `${kind}/${namespace}/${name}`;
-}
 
 /** How an update changed the set of children anybody consumes. */
 export interface IndexDelta {
@@ -28,58 +23,61 @@ export interface IndexDelta {
 const noDelta: IndexDelta = { consumed: [], released: [] };
 
 export class ConsumerIndex {
-  /** workload → childKey → what it consumes of that child. */
-  readonly #forward = new Map<string, Map<string, ConsumedChild>>();
-  /** childKey → workload → what that workload consumes of it. */
-  readonly #reverse = new Map<string, Map<string, ConsumedChild>>();
+  /** workloadKey → the workload and, by childKey, what it consumes of each child. */
+  readonly #forward = new Map<string, { ref: WorkloadRef; children: Map<string, ConsumedChild> }>();
+  /** childKey → workloadKey → the workload and what it consumes of the child. */
+  readonly #reverse = new Map<string, Map<string, Consumer>>();
 
   /**
    * Records what `workload` consumes now (its `consumedConfig(...).children`), replacing what it consumed
    * before. An empty list removes the workload.
    */
-  set(workload: string, children: readonly ConsumedChild[]): IndexDelta {
+  set(workload: WorkloadRef, children: readonly ConsumedChild[]): IndexDelta {
     if (children.length === 0) return this.delete(workload);
-    const before = this.#forward.get(workload);
+    const key = workloadKey(workload);
+    const ref = refOfWorkload(workload);
+    const before = this.#forward.get(key)?.children;
     const after = new Map<string, ConsumedChild>();
     for (const child of children) after.set(childKey(child), child);
     const consumed: ChildRef[] = [];
     const released: ChildRef[] = [];
-    for (const [key, child] of before ?? []) {
-      if (!after.has(key) && this.#unlink(key, workload)) released.push(refOf(child));
+    for (const [id, child] of before ?? []) {
+      if (!after.has(id) && this.#unlink(id, key)) released.push(refOf(child));
     }
-    for (const [key, child] of after) {
-      let consumers = this.#reverse.get(key);
+    for (const [id, child] of after) {
+      let consumers = this.#reverse.get(id);
       if (consumers === undefined) {
         consumers = new Map();
-        this.#reverse.set(key, consumers);
+        this.#reverse.set(id, consumers);
         consumed.push(refOf(child));
       }
-      consumers.set(workload, child);
+      consumers.set(key, { workload: ref, consumes: child });
     }
-    this.#forward.set(workload, after);
+    this.#forward.set(key, { ref, children: after });
     return { consumed, released };
   }
 
   /** Forgets a workload (deleted, or opted out). */
-  delete(workload: string): IndexDelta {
-    const before = this.#forward.get(workload);
+  delete(workload: WorkloadRef): IndexDelta {
+    const key = workloadKey(workload);
+    const before = this.#forward.get(key);
     if (before === undefined) return noDelta;
-    this.#forward.delete(workload);
+    this.#forward.delete(key);
     const released: ChildRef[] = [];
-    for (const [key, child] of before) {
-      if (this.#unlink(key, workload)) released.push(refOf(child));
+    for (const [id, child] of before.children) {
+      if (this.#unlink(id, key)) released.push(refOf(child));
     }
     return { consumed: [], released };
   }
 
   /** What a workload consumes, as last set; empty when the index does not know it. */
-  childrenOf(workload: string): readonly ConsumedChild[] {
-    return [...(this.#forward.get(workload)?.values() ?? [])];
+  childrenOf(workload: WorkloadRef): readonly ConsumedChild[] {
+    return [...(this.#forward.get(workloadKey(workload))?.children.values() ?? [])];
   }
 
   /** The workloads consuming a child, each with what it consumes of it (keys, required). */
-  consumersOf(child: ChildRef): ReadonlyMap<string, ConsumedChild> {
-    return this.#reverse.get(childKey(child)) ?? emptyConsumers;
+  consumersOf(child: ChildRef): readonly Consumer[] {
+    return [...(this.#reverse.get(childKey(child))?.values() ?? [])];
   }
 
   isConsumed(child: ChildRef): boolean {
@@ -90,7 +88,7 @@ export class ConsumerIndex {
   *consumedChildren(): IterableIterator<ChildRef> {
     for (const consumers of this.#reverse.values()) {
       const first = consumers.values().next();
-      if (first.done !== true) yield refOf(first.value);
+      if (first.done !== true) yield refOf(first.value.consumes);
     }
   }
 
@@ -99,13 +97,14 @@ export class ConsumerIndex {
    * consumed keys differ; when either is undefined (the child appeared, vanished, or its content became
    * known), every consumer. An early skip only — the per-workload hash stays the final word.
    */
-  affectedBy(child: ChildRef, old: ChildData | undefined, next: ChildData | undefined): string[] {
+  affectedBy(child: ChildRef, old: ChildData | undefined, next: ChildData | undefined): WorkloadRef[] {
     const consumers = this.#reverse.get(childKey(child));
     if (consumers === undefined) return [];
-    if (old === undefined || next === undefined) return [...consumers.keys()];
-    const affected: string[] = [];
-    for (const [workload, consumed] of consumers) {
-      if (consumedDataChanged(consumed, old, next)) affected.push(workload);
+    const affected: WorkloadRef[] = [];
+    for (const { workload, consumes } of consumers.values()) {
+      if (old === undefined || next === undefined || consumedDataChanged(consumes, old, next)) {
+        affected.push(workload);
+      }
     }
     return affected;
   }
@@ -129,7 +128,11 @@ export class ConsumerIndex {
   }
 }
 
-const emptyConsumers: ReadonlyMap<string, ConsumedChild> = new Map();
+/** One workload consuming a child, and what it consumes of it. */
+export interface Consumer {
+  readonly workload: WorkloadRef;
+  readonly consumes: ConsumedChild;
+}
 
 /**
  * Whether the data a consumer reads of a child differs between two versions: every key when it takes
@@ -172,4 +175,8 @@ export function sameStringMap(
 
 function refOf(child: ChildRef): ChildRef {
   return { kind: child.kind, namespace: child.namespace, name: child.name };
+}
+
+function refOfWorkload(workload: WorkloadRef): WorkloadRef {
+  return { kind: workload.kind, namespace: workload.namespace, name: workload.name };
 }

@@ -42,7 +42,7 @@ const cache = new ConfigCache({
 });
 const watches = watchConfigMetadata({ transport, cache, namespaces: [namespace], logger });
 cache.setWorkload(
-  `Deployment/${namespace}/app`,
+  { kind: 'Deployment', namespace, name: 'app' },
   consumed.map((ref) => ({
     ...ref,
     allKeys: true,

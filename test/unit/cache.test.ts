@@ -3,7 +3,7 @@
 // loop hears about exactly the changes that touch what a workload consumes.
 import t from 'tap';
 import type { Test } from 'tap';
-import { childKey } from '../../src/core/objects.ts';
+import { childKey, workloadKey } from '../../src/core/objects.ts';
 import type { ChildData, ChildRef } from '../../src/core/objects.ts';
 import type { ConsumedChild } from '../../src/core/refs.ts';
 import type { FetchedChild } from '../../src/kube/child-fetcher.ts';
@@ -14,7 +14,8 @@ import { compareVersions, newer } from '../../src/kube/resource-version.ts';
 import { childMetaTransform, ConfigCache } from '../../src/sync/config-cache.ts';
 import type { ChildChange, ChildMeta, ConfigCacheOptions } from '../../src/sync/config-cache.ts';
 import { waitFor } from '../support/cluster.ts';
-import { consumes } from './support/workloads.ts';
+import { consumes, deploymentRef } from './support/workloads.ts';
+import { FakeClock } from './support/fake-clock.ts';
 
 const cm = (name: string, namespace = 'shop'): ChildRef => ({ kind: 'ConfigMap', namespace, name });
 const secret = (name: string, namespace = 'shop'): ChildRef => ({ kind: 'Secret', namespace, name });
@@ -62,8 +63,19 @@ class FakeApi {
   };
 }
 
+/** Lets reads in flight (the fake API answers on the next turn) finish. */
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
 function setup(t: Test, options: Partial<ConfigCacheOptions> = {}) {
   const api = new FakeApi();
+  const clock = new FakeClock();
+  /** Steps the fake clock by `ms`, `step` at a time, letting reads finish between steps. */
+  const elapse = async (ms: number, step = 5) => {
+    for (let at = 0; at < ms; at += step) {
+      clock.advance(step);
+      await flush();
+    }
+  };
   const changes: ChildChange[] = [];
   const metrics = new Metrics({ defaultMetrics: false });
   const lines: string[] = [];
@@ -73,6 +85,7 @@ function setup(t: Test, options: Partial<ConfigCacheOptions> = {}) {
     logger: createLogger({ level: 'info', destination: { write: (line: string) => void lines.push(line) } }),
     metrics,
     fetchBackoff: { initialMs: 10, maxMs: 20 },
+    clock,
     ...options,
   });
   t.teardown(() => {
@@ -112,11 +125,11 @@ function setup(t: Test, options: Partial<ConfigCacheOptions> = {}) {
     return metric.values.find((value) => value.labels['kind'] === kind && value.labels['form'] === form)
       ?.value;
   };
-  return { api, cache, changes, lines, send, sync, write, remove, gauge };
+  return { api, cache, changes, lines, send, sync, write, remove, gauge, elapse };
 }
 
 const summary = (change: ChildChange) =>
-  `${change.ref.kind}/${change.ref.name}: ${JSON.stringify(change.old?.data ?? null)} -> ${JSON.stringify(change.new?.data ?? null)} for ${[...change.affected].sort().join(',')}`;
+  `${change.ref.kind}/${change.ref.name}: ${JSON.stringify(change.old?.data ?? null)} -> ${JSON.stringify(change.new?.data ?? null)} for ${change.affected.map(workloadKey).sort().join(',')}`;
 
 t.test('objects nobody consumes are kept as metadata only and never read', async (t) => {
   const s = setup(t);
@@ -142,7 +155,7 @@ t.test('a child gains data when a workload starts consuming it, and loses it whe
   const s = setup(t);
   s.write(cm('app'), '5', { a: '1', b: '2' });
   s.sync();
-  s.cache.setWorkload('Deployment/shop/web', consumes({ configMaps: ['app'] }));
+  s.cache.setWorkload(deploymentRef('web'), consumes({ configMaps: ['app'] }));
   t.equal(s.cache.state(cm('app')), 'pending', 'pending while the GET runs');
   await s.cache.whenSettled();
 
@@ -154,7 +167,7 @@ t.test('a child gains data when a workload starts consuming it, and loses it whe
   t.equal(await s.gauge('cacheObjects', 'ConfigMap', 'data'), 1);
   t.equal(await s.gauge('cacheObjects', 'ConfigMap', 'metadata'), 0);
 
-  s.cache.setWorkload('Deployment/shop/web', undefined);
+  s.cache.setWorkload(deploymentRef('web'), undefined);
   t.equal(s.cache.lookup('ConfigMap', 'shop', 'app'), undefined, 'data dropped with the last consumer');
   t.equal(s.cache.stats('ConfigMap').dataBytes, 0);
   t.equal(s.cache.metadata(cm('app'))?.resourceVersion, '5', 'metadata stays');
@@ -167,7 +180,7 @@ t.test(
     const s = setup(t);
     s.write(cm('app'), '5', { used: '1', unused: '1' });
     s.sync();
-    s.cache.setWorkload('Deployment/shop/web', consumes({ configMapKeys: [['app', 'used']] }));
+    s.cache.setWorkload(deploymentRef('web'), consumes({ configMapKeys: [['app', 'used']] }));
     await s.cache.whenSettled();
     s.changes.length = 0;
 
@@ -199,7 +212,7 @@ t.test('a GET newer than the watch is kept, and the watch catching up reads noth
   s.write(cm('app'), '5', { a: '1' });
   s.sync();
   s.api.put(cm('app'), '9', { a: '9' }); // written again; the watch has not said so yet
-  s.cache.setWorkload('w', consumes({ configMaps: ['app'] }));
+  s.cache.setWorkload(deploymentRef('w'), consumes({ configMaps: ['app'] }));
   await s.cache.whenSettled();
   t.same(s.cache.lookup('ConfigMap', 'shop', 'app')?.data, { a: '9' });
   s.send(cm('app'), {
@@ -217,7 +230,7 @@ t.test('a change that arrives while its GET is in flight is read once the GET en
   s.write(cm('app'), '5', { a: '1' });
   s.sync();
   s.api.hold();
-  s.cache.setWorkload('w', consumes({ configMaps: ['app'] }));
+  s.cache.setWorkload(deploymentRef('w'), consumes({ configMaps: ['app'] }));
   await waitFor('the first GET', () => s.api.calls.length === 1 || undefined);
   s.write(cm('app'), '6', { a: '2' }); // after the GET read version 5
   s.api.release();
@@ -225,8 +238,8 @@ t.test('a change that arrives while its GET is in flight is read once the GET en
   t.equal(s.api.calls.length, 2, 'read again at once');
   t.same(s.cache.lookup('ConfigMap', 'shop', 'app')?.data, { a: '2' }, 'the newest version is held');
   t.same(s.changes.map(summary), [
-    'ConfigMap/app: null -> {"a":"1"} for w',
-    'ConfigMap/app: {"a":"1"} -> {"a":"2"} for w',
+    'ConfigMap/app: null -> {"a":"1"} for Deployment/shop/w',
+    'ConfigMap/app: {"a":"1"} -> {"a":"2"} for Deployment/shop/w',
   ]);
 });
 
@@ -240,14 +253,16 @@ t.test('a read older than what the watch reported is retried after a pause, not 
     old: meta(cm('app'), '5'),
     object: meta(cm('app'), '6'),
   });
-  s.cache.setWorkload('w', consumes({ configMaps: ['app'] })); // the API still answers version 5
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  s.cache.setWorkload(deploymentRef('w'), consumes({ configMaps: ['app'] })); // the API still answers version 5
+  await s.elapse(300);
+  // Pauses of 10 ms doubling to at most 20 ms (each between half and all of that): 15 to 31 reads.
   t.ok(
-    s.api.calls.length >= 3 && s.api.calls.length < 60,
+    s.api.calls.length >= 15 && s.api.calls.length <= 31,
     `${s.api.calls.length} GETs in 300 ms at 10-20 ms pauses`,
   );
   t.same(s.cache.lookup('ConfigMap', 'shop', 'app')?.data, { a: '1' }, 'the stale answer is held meanwhile');
   s.api.put(cm('app'), '6', { a: '2' });
+  await s.elapse(25);
   await s.cache.whenSettled();
   t.same(s.cache.lookup('ConfigMap', 'shop', 'app')?.data, { a: '2' });
 });
@@ -256,11 +271,11 @@ t.test('deleting a consumed child tells its consumers, and it is absent', async 
   const s = setup(t);
   s.write(secret('db'), '5', { password: 'cA==' });
   s.sync();
-  s.cache.setWorkload('w', consumes({ secrets: ['db'] }));
+  s.cache.setWorkload(deploymentRef('w'), consumes({ secrets: ['db'] }));
   await s.cache.whenSettled();
   s.changes.length = 0;
   s.remove(secret('db'));
-  t.same(s.changes.map(summary), ['Secret/db: {"password":"cA=="} -> null for w']);
+  t.same(s.changes.map(summary), ['Secret/db: {"password":"cA=="} -> null for Deployment/shop/w']);
   t.equal(s.cache.state(secret('db')), 'absent');
   t.equal(s.cache.stats('Secret').dataBytes, 0);
   t.equal(s.cache.stats('Secret').metadataObjects, 0);
@@ -271,7 +286,7 @@ t.test('a deletion during the GET is not undone by what the GET read', async (t)
   s.write(cm('app'), '5', { a: '1' });
   s.sync();
   s.api.hold();
-  s.cache.setWorkload('w', consumes({ configMaps: ['app'] }));
+  s.cache.setWorkload(deploymentRef('w'), consumes({ configMaps: ['app'] }));
   await waitFor('the GET', () => s.api.calls.length === 1 || undefined);
   s.remove(cm('app')); // after the GET read it
   s.api.release();
@@ -282,18 +297,22 @@ t.test('a deletion during the GET is not undone by what the GET read', async (t)
 
 t.test('before the first list a consumed child is pending; a list without it makes it absent', async (t) => {
   const s = setup(t);
-  s.cache.setWorkload('w', consumes({ configMaps: ['later'] }));
+  s.cache.setWorkload(deploymentRef('w'), consumes({ configMaps: ['later'] }));
   t.equal(s.cache.state(cm('later')), 'pending');
   t.notOk(s.cache.synced);
   s.sync();
   t.ok(s.cache.synced);
   t.equal(s.cache.state(cm('later')), 'absent');
-  t.same(s.changes.map(summary), ['ConfigMap/later: null -> null for w'], 'its consumers may now decide');
+  t.same(
+    s.changes.map(summary),
+    ['ConfigMap/later: null -> null for Deployment/shop/w'],
+    'its consumers may now decide',
+  );
 
   s.write(cm('later'), '8', { k: 'v' });
   await s.cache.whenSettled();
   t.equal(s.cache.state(cm('later')), 'present', 'created later: read when the watch reports it');
-  t.same(s.changes.map(summary).at(-1), 'ConfigMap/later: null -> {"k":"v"} for w');
+  t.same(s.changes.map(summary).at(-1), 'ConfigMap/later: null -> {"k":"v"} for Deployment/shop/w');
 });
 
 t.test('a failing GET is retried; the child stays pending meanwhile and nothing is lost', async (t) => {
@@ -301,11 +320,15 @@ t.test('a failing GET is retried; the child stays pending meanwhile and nothing 
   s.write(cm('app'), '5', { a: '1' });
   s.sync();
   s.api.failures = 2;
-  s.cache.setWorkload('w', consumes({ configMaps: ['app'] }));
-  await waitFor('two failures', () => s.api.calls.length >= 2 || undefined, { intervalMs: 5 });
+  s.cache.setWorkload(deploymentRef('w'), consumes({ configMaps: ['app'] }));
+  await flush();
+  t.equal(s.api.calls.length, 1, 'read at once');
+  await s.elapse(45);
+  t.equal(s.api.calls.length, 1, 'and not again before the first pause (at least 50 ms) is over');
   t.equal(s.cache.state(cm('app')), 'pending');
+  await s.elapse(400);
   await s.cache.whenSettled();
-  t.equal(s.api.calls.length, 3);
+  t.equal(s.api.calls.length, 3, 'two failures, then the read that succeeds');
   t.equal(s.cache.state(cm('app')), 'present');
   t.ok(
     s.lines.some((line) => line.includes('reading a consumed ConfigMap failed')),
@@ -321,7 +344,7 @@ t.test('children outside the watched namespaces are absent and never read', (t) 
   const s = setup(t, { namespaces: ['shop'] });
   s.sync();
   s.cache.setWorkload(
-    'w',
+    deploymentRef('w'),
     consumes({ configMaps: ['app'] }).map((child): ConsumedChild => ({ ...child, namespace: 'elsewhere' })),
   );
   t.equal(s.cache.state(cm('app', 'elsewhere')), 'absent');
@@ -357,7 +380,10 @@ t.test('many consumed children are read a few at a time', async (t) => {
     handler({ type: 'added', key: `shop/c${i}`, object: meta(cm(`c${i}`), String(10 + i)) });
   handler({ type: 'synced', initial: true, count: 20 });
   counting.metadataHandler('Secret', undefined)({ type: 'synced', initial: true, count: 0 });
-  counting.setWorkload('w', consumes({ configMaps: Array.from({ length: 20 }, (_, i) => `c${i}`) }));
+  counting.setWorkload(
+    deploymentRef('w'),
+    consumes({ configMaps: Array.from({ length: 20 }, (_, i) => `c${i}`) }),
+  );
   await counting.whenSettled();
   t.equal(most, 3, 'never more than three GETs at once');
   t.equal(counting.stats('ConfigMap').dataObjects, 20);
@@ -390,7 +416,7 @@ t.test("the metadata watch keeps Wave's ownerReferences and says when they chang
   t.equal(childMetaTransform(raw([]), identity).waveOwners, undefined, 'nothing kept without them');
 
   const told: string[][] = [];
-  const s = setup(t, { onWaveOwnersChanged: (keys) => told.push([...keys]) });
+  const s = setup(t, { onWaveOwnersChanged: (refs) => told.push(refs.map(workloadKey)) });
   const ref = cm('settings');
   s.send(ref, { type: 'added', key: 'shop/settings', object: owned });
   t.same(s.cache.waveOwnedBy('uid-web'), ['ConfigMap shop/settings']);

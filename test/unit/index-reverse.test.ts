@@ -4,8 +4,12 @@
 import t from 'tap';
 import type { ChildData, ConfigMapData, SecretData } from '../../src/core/objects.ts';
 import type { ConsumedChild } from '../../src/core/refs.ts';
-import { ConsumerIndex, consumedDataChanged, workloadKey } from '../../src/sync/reverse-index.ts';
-import { consumes } from './support/workloads.ts';
+import { workloadKey } from '../../src/core/objects.ts';
+import type { WorkloadRef } from '../../src/core/objects.ts';
+import { ConsumerIndex, consumedDataChanged } from '../../src/sync/reverse-index.ts';
+import { consumes, deploymentRef as w } from './support/workloads.ts';
+
+const names = (refs: readonly WorkloadRef[]) => refs.map((ref) => ref.name).sort();
 
 const cm = (name: string, namespace = 'shop') => ({ kind: 'ConfigMap' as const, namespace, name });
 const secret = (name: string, namespace = 'shop') => ({ kind: 'Secret' as const, namespace, name });
@@ -24,32 +28,32 @@ t.test(
   'the first consumer of a child reports it consumed, the last one to leave reports it released',
   (t) => {
     const index = new ConsumerIndex();
-    t.same(index.set('w1', consumes({ configMaps: ['app'] })), { consumed: [cm('app')], released: [] });
+    t.same(index.set(w('w1'), consumes({ configMaps: ['app'] })), { consumed: [cm('app')], released: [] });
     t.same(
-      index.set('w2', consumes({ configMaps: ['app'] })),
+      index.set(w('w2'), consumes({ configMaps: ['app'] })),
       { consumed: [], released: [] },
       'already consumed',
     );
-    t.same(index.delete('w1'), { consumed: [], released: [] }, 'w2 still consumes it');
+    t.same(index.delete(w('w1')), { consumed: [], released: [] }, 'w2 still consumes it');
     t.ok(index.isConsumed(cm('app')));
-    t.same(index.delete('w2'), { consumed: [], released: [cm('app')] });
+    t.same(index.delete(w('w2')), { consumed: [], released: [cm('app')] });
     t.notOk(index.isConsumed(cm('app')));
     t.equal(index.childCount, 0);
     t.equal(index.workloadCount, 0);
-    t.same(index.delete('w2'), { consumed: [], released: [] }, 'deleting an unknown workload is a no-op');
+    t.same(index.delete(w('w2')), { consumed: [], released: [] }, 'deleting an unknown workload is a no-op');
     t.end();
   },
 );
 
 t.test('a workload that changes its references moves between children', (t) => {
   const index = new ConsumerIndex();
-  index.set('w', consumes({ configMaps: ['old', 'kept'] }));
-  const delta = index.set('w', consumes({ configMaps: ['kept'], secrets: ['new'] }));
+  index.set(w('w'), consumes({ configMaps: ['old', 'kept'] }));
+  const delta = index.set(w('w'), consumes({ configMaps: ['kept'], secrets: ['new'] }));
   t.same(delta, { consumed: [secret('new')], released: [cm('old')] });
-  t.same([...index.consumersOf(cm('old')).keys()], []);
-  t.same([...index.consumersOf(secret('new')).keys()], ['w']);
+  t.same(names(index.consumersOf(cm('old')).map((c) => c.workload)), []);
+  t.same(names(index.consumersOf(secret('new')).map((c) => c.workload)), ['w']);
   t.same(
-    index.childrenOf('w').map((child) => `${child.kind}/${child.name}`),
+    index.childrenOf(w('w')).map((child) => `${child.kind}/${child.name}`),
     ['ConfigMap/kept', 'Secret/new'],
   );
   t.same([...index.consumedChildren()].map((child) => child.name).sort(), ['kept', 'new']);
@@ -58,16 +62,16 @@ t.test('a workload that changes its references moves between children', (t) => {
 
 t.test('opting out (an empty list) forgets the workload', (t) => {
   const index = new ConsumerIndex();
-  index.set('w', consumes({ configMaps: ['app'] }));
-  t.same(index.set('w', []), { consumed: [], released: [cm('app')] });
-  t.same(index.childrenOf('w'), []);
+  index.set(w('w'), consumes({ configMaps: ['app'] }));
+  t.same(index.set(w('w'), []), { consumed: [], released: [cm('app')] });
+  t.same(index.childrenOf(w('w')), []);
   t.end();
 });
 
 t.test('consumersOf says which keys each workload consumes', (t) => {
   const index = new ConsumerIndex();
   index.set(
-    'keys',
+    w('keys'),
     consumes({
       configMapKeys: [
         ['app', 'a'],
@@ -75,8 +79,8 @@ t.test('consumersOf says which keys each workload consumes', (t) => {
       ],
     }),
   );
-  index.set('all', consumes({ configMaps: ['app'] }));
-  const consumers = index.consumersOf(cm('app'));
+  index.set(w('all'), consumes({ configMaps: ['app'] }));
+  const consumers = new Map(index.consumersOf(cm('app')).map((c) => [c.workload.name, c.consumes]));
   t.same([...(consumers.get('keys')?.keys ?? [])].sort(), ['a', 'b']);
   t.equal(consumers.get('keys')?.allKeys, false);
   t.equal(consumers.get('all')?.allKeys, true);
@@ -85,36 +89,40 @@ t.test('consumersOf says which keys each workload consumes', (t) => {
 
 t.test('a change reaches only the workloads whose consumed keys changed', (t) => {
   const index = new ConsumerIndex();
-  index.set('reads-a', consumes({ configMapKeys: [['app', 'a']] }));
-  index.set('reads-b', consumes({ configMapKeys: [['app', 'b']] }));
-  index.set('reads-all', consumes({ configMaps: ['app'] }));
+  index.set(w('reads-a'), consumes({ configMapKeys: [['app', 'a']] }));
+  index.set(w('reads-b'), consumes({ configMapKeys: [['app', 'b']] }));
+  index.set(w('reads-all'), consumes({ configMaps: ['app'] }));
   const before = configMapData('app', { a: '1', b: '1', c: '1' });
 
   t.same(
-    index.affectedBy(cm('app'), before, configMapData('app', { a: '1', b: '1', c: '2' })),
+    names(index.affectedBy(cm('app'), before, configMapData('app', { a: '1', b: '1', c: '2' }))),
     ['reads-all'],
     'a key only envFrom takes',
   );
-  t.same(index.affectedBy(cm('app'), before, configMapData('app', { a: '2', b: '1', c: '1' })).sort(), [
-    'reads-a',
-    'reads-all',
-  ]);
   t.same(
-    index.affectedBy(cm('app'), before, configMapData('app', { a: '1', b: '1', c: '1' })),
+    names(index.affectedBy(cm('app'), before, configMapData('app', { a: '2', b: '1', c: '1' }))).sort(),
+    ['reads-a', 'reads-all'],
+  );
+  t.same(
+    names(index.affectedBy(cm('app'), before, configMapData('app', { a: '1', b: '1', c: '1' }))),
     [],
     'metadata-only change: nobody',
   );
   t.same(
-    index.affectedBy(cm('app'), before, undefined).sort(),
+    names(index.affectedBy(cm('app'), before, undefined)),
     ['reads-a', 'reads-all', 'reads-b'],
     'deleted: everyone',
   );
   t.same(
-    index.affectedBy(cm('app'), undefined, before).sort(),
+    names(index.affectedBy(cm('app'), undefined, before)),
     ['reads-a', 'reads-all', 'reads-b'],
     'appeared: everyone',
   );
-  t.same(index.affectedBy(cm('nobody-reads'), before, undefined), [], 'an unconsumed child affects nobody');
+  t.same(
+    names(index.affectedBy(cm('nobody-reads'), before, undefined)),
+    [],
+    'an unconsumed child affects nobody',
+  );
   t.end();
 });
 
@@ -137,7 +145,7 @@ t.test('binaryData keys count like data keys; a key removed counts as changed', 
 });
 
 t.test('workloadKey names a workload by kind, namespace and name', (t) => {
-  t.equal(workloadKey('Deployment', 'shop', 'web'), 'Deployment/shop/web');
+  t.equal(workloadKey(w('web')), 'Deployment/shop/web');
   t.end();
 });
 
@@ -156,16 +164,16 @@ t.test('an update costs what the workload touches, not the size of the index', (
   ];
   const workloads = 10_000;
   const buildStart = performance.now();
-  for (let i = 0; i < workloads; i++) index.set(`w${i}`, own(i));
+  for (let i = 0; i < workloads; i++) index.set(w(`w${i}`), own(i));
   const buildMs = performance.now() - buildStart;
 
   // 10,000 updates: each switches one workload to a new ConfigMap. Linear in the index, this would be
   // 10,000 × 10,000 steps; proportional to the workload, it costs about what building did.
   const updateStart = performance.now();
-  for (let i = 0; i < workloads; i++) index.set(`w${i}`, own(i + workloads));
+  for (let i = 0; i < workloads; i++) index.set(w(`w${i}`), own(i + workloads));
   const updateMs = performance.now() - updateStart;
 
-  t.equal(index.consumersOf(secret('shared')).size, workloads);
+  t.equal(index.consumersOf(secret('shared')).length, workloads);
   t.equal(index.childCount, workloads + 1);
   t.notOk(index.isConsumed(cm('own-0')));
   t.ok(

@@ -1,6 +1,6 @@
 /** Builds workload objects for tests: a Deployment in namespace "shop" unless told otherwise. */
 import { parseWorkload } from '../../../src/core/objects.ts';
-import type { Workload } from '../../../src/core/objects.ts';
+import type { Workload, WorkloadRef } from '../../../src/core/objects.ts';
 import { consumedConfig } from '../../../src/core/refs.ts';
 import type { ConsumedChild } from '../../../src/core/refs.ts';
 
@@ -69,4 +69,9 @@ export function consumes(refs: ConsumedRefs): readonly ConsumedChild[] {
     ...(refs.secrets ?? []).map((name) => ({ secretRef: { name } })),
   ];
   return consumedConfig(deployment({ podSpec: podSpec({ env, envFrom }) })).children;
+}
+
+/** The reference of a Deployment, in namespace "shop" unless told otherwise. */
+export function deploymentRef(name: string, namespace = 'shop'): WorkloadRef {
+  return { kind: 'Deployment', namespace, name };
 }

@@ -1,0 +1,44 @@
+// The narrow ports of one reconcile: what it reads (the watch caches, on every replica the same) and the
+// only writes it makes (the leader's). The reconcile imports no Kubernetes client: production wires these
+// to the watches and to src/kube/workload-writes.ts, unit tests to fakes.
+import type { ChildLookup, ChildRef, Workload, WorkloadRef } from '../core/objects.ts';
+import type { ConsumedConfig } from '../core/refs.ts';
+import type { ChildState } from './config-cache.ts';
+
+/** What the workload watches keep of each workload, computed once per change of it. */
+export interface CachedWorkload {
+  readonly workload: Workload;
+  /** What it consumes while opted in; undefined when not opted in. */
+  readonly consumed: ConsumedConfig | undefined;
+  /** spec.selector.matchLabels: finds the pods of a kind whose held pods wave replaces. */
+  readonly selector: Readonly<Record<string, string>> | undefined;
+}
+
+/** The workloads as the watches hold them. */
+export interface WorkloadReader {
+  get(ref: WorkloadRef): CachedWorkload | undefined;
+}
+
+/** The consumed ConfigMaps and Secrets as the config cache holds them. */
+export interface ConfigReader {
+  state(ref: ChildRef): ChildState;
+  readonly lookup: ChildLookup;
+  /** The children (described, sorted) carrying Wave's ownerReference to the workload with this uid. */
+  waveOwnedBy(uid: string | undefined): readonly string[];
+}
+
+export interface WorkloadEvent {
+  readonly type: 'Normal' | 'Warning';
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** Every write a reconcile makes. */
+export interface WorkloadWrites {
+  /** Merge-patches the workload as field manager wave; resolves with the resourceVersion it produced. */
+  patch(workload: WorkloadRef, body: object): Promise<string>;
+  /** Records an Event on the workload (fire and forget: a lost Event never fails a reconcile). */
+  event(workload: Workload, event: WorkloadEvent): void;
+  /** Deletes the workload's held pods (see isHeldPod) among those `selector` matches; resolves with how many. */
+  deleteHeldPods(workload: WorkloadRef, selector: Readonly<Record<string, string>>): Promise<number>;
+}
