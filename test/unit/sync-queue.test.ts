@@ -75,6 +75,59 @@ t.test('retries back off exponentially until forgotten', async (t) => {
   t.equal(queue.retry('a', new Set()), 100, 'afresh after success');
 });
 
+t.test(
+  'a key added while processing and then requeued comes back once, with every trigger, and never again',
+  async (t) => {
+    const clock = new FakeClock();
+    const queue = new WorkQueue({ debounceMs: 1000, clock });
+    queue.add('a', 'ConfigMap shop/one', 0);
+    const first = await queue.next();
+    queue.add('a', 'ConfigMap shop/two'); // arrives during the pass
+    queue.requeue('a', first?.triggers ?? new Set(), 300); // throttled: a token in 300 ms
+    clock.advance(300);
+    const again = queue.tryNext();
+    t.same(
+      [...(again?.triggers ?? [])].sort(),
+      ['ConfigMap shop/one', 'ConfigMap shop/two'],
+      'one pass for both',
+    );
+    queue.done('a');
+    clock.advance(10_000);
+    t.equal(queue.tryNext(), undefined, 'no stale pass after it');
+    t.equal(queue.depth, 0);
+  },
+);
+
+t.test('a change during a failed pass brings the retry forward to its own delay', async (t) => {
+  const clock = new FakeClock();
+  const queue = new WorkQueue({ debounceMs: 50, clock, retryBaseMs: 800 });
+  queue.add('a', undefined, 0);
+  await queue.next();
+  queue.add('a', 'Secret shop/db');
+  t.equal(queue.retry('a', new Set()), 50, 'the debounce of the new change, not the 800 ms backoff');
+  clock.advance(50);
+  t.same([...(queue.tryNext()?.triggers ?? [])], ['Secret shop/db']);
+  queue.done('a');
+  clock.advance(10_000);
+  t.equal(queue.tryNext(), undefined, 'and only once');
+});
+
+t.test('items are any value with a key: one work item per key', async (t) => {
+  const clock = new FakeClock();
+  const queue = new WorkQueue<{ kind: string; name: string }>({
+    debounceMs: 0,
+    clock,
+    key: (ref) => `${ref.kind}/${ref.name}`,
+  });
+  queue.add({ kind: 'Deployment', name: 'web' }, 'x');
+  queue.add({ kind: 'Deployment', name: 'web' }, 'y');
+  queue.add({ kind: 'StatefulSet', name: 'web' });
+  const first = await queue.next();
+  t.same(first?.item, { kind: 'Deployment', name: 'web' });
+  t.same([...(first?.triggers ?? [])].sort(), ['x', 'y']);
+  t.equal((await queue.next())?.key, 'StatefulSet/web');
+});
+
 t.test('shutdown releases waiting workers', async (t) => {
   const queue = new WorkQueue({ debounceMs: 0, clock: new FakeClock() });
   const waiting = queue.next();
