@@ -8,7 +8,7 @@
  * decideAdmission() are the same two steps for callers that hold only the facts.
  */
 import jsonPatch from 'fast-json-patch';
-import { optInAnnotation } from './annotations.ts';
+import { optInAnnotation, optInNearMissValues, optInValue } from './annotations.ts';
 import { computeConfigHash, summarizeMissing } from './hash.ts';
 import type { Hasher, MissingConfig } from './hash.ts';
 import type { JsonRecord } from './json.ts';
@@ -144,20 +144,29 @@ export function decideFromPlan(
 
 export type OptIn = { readonly optedIn: true } | { readonly optedIn: false; readonly nearMiss?: string };
 
-const nearMissValues = new Set(['true', 't', 'yes', 'y', '1', 'on', 'enable', 'enabled']);
+const nearMissValues = new Set(optInNearMissValues);
 
 /**
- * Opt-in is exactly `"true"` in the workload's annotation. Values a person plausibly meant as yes, and
+ * The value as the webhook's matchCondition compares it: CEL's trim() strips Unicode White_Space (Go's
+ * unicode.IsSpace) and lowerAscii() folds only A-Z. JavaScript's trim() and toLowerCase() differ (U+FEFF,
+ * U+0085, the Kelvin sign), and where they differ wave would wait for a near miss the apiserver never sends.
+ */
+export function optInComparable(value: string): string {
+  return value.replace(/^\p{White_Space}+|\p{White_Space}+$/gu, '').replace(/[A-Z]/g, (c) => c.toLowerCase());
+}
+
+/**
+ * Opt-in is exactly optInValue in the workload's annotation. Values a person plausibly meant as yes, and
  * the annotation put on the pod template instead, are near misses worth a warning.
  */
 export function optInStatus(workload: Workload): OptIn {
   const value = workload.metadata.annotations?.[optInAnnotation];
-  if (value === 'true') return { optedIn: true };
+  if (value === optInValue) return { optedIn: true };
   if (value !== undefined) {
-    return nearMissValues.has(value.trim().toLowerCase())
+    return nearMissValues.has(optInComparable(value))
       ? {
           optedIn: false,
-          nearMiss: `${optInAnnotation} is ${JSON.stringify(value)}; wave opts in only on exactly "true"`,
+          nearMiss: `${optInAnnotation} is ${JSON.stringify(value)}; wave opts in only on exactly ${JSON.stringify(optInValue)}`,
         }
       : { optedIn: false };
   }

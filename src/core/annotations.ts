@@ -3,8 +3,26 @@
 /** The field manager of every write of the sync loop; the webhook lets writes by it through unchanged. */
 export const fieldManager = 'wave';
 
-/** On the workload: opts it in. Only the exact value `"true"` counts. */
+/** On the workload: opts it in. Only the exact value optInValue counts. */
 export const optInAnnotation = 'wave.pusher.com/update-on-config-change';
+export const optInValue = 'true';
+
+/**
+ * Values of optInAnnotation a person plausibly meant as yes, compared trimmed of Unicode whitespace and
+ * with ASCII letters lower-cased: apart from exactly optInValue, each is a near miss that gets a warning
+ * Event. The webhook's matchCondition is rendered from this list, so the apiserver sends wave every value
+ * that deserves the warning (and only those, besides optInValue itself).
+ */
+export const optInNearMissValues: readonly string[] = [
+  'true',
+  't',
+  'yes',
+  'y',
+  '1',
+  'on',
+  'enable',
+  'enabled',
+];
 
 /** On the pod template: lowercase hex SHA-256 of the consumed configuration, written by wave. */
 export const configHashAnnotation = 'wave.pusher.com/config-hash';

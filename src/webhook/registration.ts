@@ -1,17 +1,42 @@
 // The MutatingWebhookConfiguration that makes the apiserver call wave. The manifests ship the same object;
 // `wave serve --register-webhook` writes it for local runs, pointing at this process.
 import type { AdmissionregistrationV1Api, V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
-import { optInAnnotation as optIn } from '../core/annotations.ts';
+import { optInAnnotation, optInNearMissValues, optInValue } from '../core/annotations.ts';
 import { isNotFound } from '../kube/client.ts';
 
+/** A CEL string literal: single-quoted, with every character outside printable ASCII escaped. */
+export function celString(value: string): string {
+  let literal = "'";
+  for (const char of value) {
+    const code = char.codePointAt(0) ?? 0;
+    if (char === "'" || char === '\\') literal += `\\${char}`;
+    else if (code >= 0x20 && code < 0x7f) literal += char;
+    else if (code <= 0xffff) literal += `\\u${code.toString(16).padStart(4, '0')}`;
+    else literal += `\\U${code.toString(16).padStart(8, '0')}`;
+  }
+  return `${literal}'`;
+}
+
+/** A CEL list literal of strings. */
+export function celStringList(values: readonly string[]): string {
+  return `[${values.map(celString).join(', ')}]`;
+}
+
 /**
- * CEL for matchConditions: the apiserver calls wave only for workloads whose opt-in annotation is "true",
- * or a near miss ("True", "yes", "on", "1") that deserves a warning Event. Nothing else is sent.
+ * The values the matchCondition sends wave, as optInComparable() in src/core/admission.ts sees them: the
+ * opt-in itself and every near miss, so each near miss can get its warning Event.
+ */
+export const optInConditionValues: readonly string[] = [...new Set([optInValue, ...optInNearMissValues])];
+
+/**
+ * CEL for matchConditions: the apiserver calls wave only for workloads whose opt-in annotation, trimmed
+ * and lower-cased as the core compares it, is one of optInConditionValues. Nothing else is sent: most
+ * workloads cost the apiserver no call. The manifests carry this expression verbatim.
  */
 export const optInCondition = [
   `has(object.metadata.annotations)`,
-  `'${optIn}' in object.metadata.annotations`,
-  `object.metadata.annotations['${optIn}'].trim().lowerAscii() in ['true', 'yes', 'y', 'on', '1', 'enabled']`,
+  `${celString(optInAnnotation)} in object.metadata.annotations`,
+  `object.metadata.annotations[${celString(optInAnnotation)}].trim().lowerAscii() in ${celStringList(optInConditionValues)}`,
 ].join(' && ');
 
 export interface RegistrationOptions {

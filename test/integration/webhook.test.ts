@@ -133,6 +133,55 @@ spec:
   }
 });
 
+// `t` and `enable` were once missing from the matchCondition's CEL list: the apiserver never sent them.
+t.test('a near miss of the opt-in is sent to the webhook and gets a warning Event, not a hash', async (t) => {
+  const namespace = await freshNamespace(t, 'webhook-near-miss');
+  const wave = await startWave(t, { namespaces: [namespace] });
+  const values = new Map([
+    ['near-miss-t', 't'],
+    ['near-miss-enable', 'enable'],
+  ]);
+  await kubectl(
+    ['apply', '-f', '-'],
+    [...values]
+      .map(
+        ([name, value]) => `
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ${name}
+  namespace: ${namespace}
+  annotations: {wave.pusher.com/update-on-config-change: "${value}"}
+spec:
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}}
+    spec: {containers: [{name: app, image: app}]}
+`,
+      )
+      .join('---\n'),
+  );
+  const { core } = clusterClients();
+  for (const [name, value] of values) {
+    const event = await waitFor(`an OptInNearMiss Event on ${name}`, async () => {
+      const events = await core.listNamespacedEvent({ namespace });
+      return events.items.find((e) => e.reason === 'OptInNearMiss' && e.involvedObject.name === name);
+    });
+    t.equal(event.type, 'Warning', `${name}: a Warning`);
+    t.equal(
+      event.message,
+      `wave.pusher.com/update-on-config-change is "${value}"; wave opts in only on exactly "true"`,
+      `${name}: the Event says why`,
+    );
+    const annotations = await templateAnnotations('Deployment', namespace, name);
+    t.equal(annotations[hashAnnotation], undefined, `${name} carries no hash`);
+    const line = await waitFor(`the webhook's log line for ${name}`, () =>
+      wave.logLines().find((l) => l.workload === `Deployment/${namespace}/${name}`),
+    );
+    t.equal(line['decision'], 'skip', `the webhook saw ${name} and skipped it`);
+  }
+});
+
 t.test(
   'a missing required Secret holds the pods as SchedulingGated with a ConfigMissing Event',
   async (t) => {

@@ -72,7 +72,7 @@ t.test('a workload that has not opted in is left alone', (t) => {
 });
 
 t.test('a near miss of the opt-in value is skipped with a warning Event', (t) => {
-  for (const value of ['True', 'TRUE', 'yes', '1', 'on', ' true']) {
+  for (const value of ['True', 'TRUE', 'yes', '1', 'on', ' true', 't', 'Enable', '\u0085y\u3000']) {
     const decision = decideAdmission(
       request({ object: web({ annotations: { 'wave.pusher.com/update-on-config-change': value } }) }),
     );
@@ -86,6 +86,21 @@ t.test('a near miss of the opt-in value is skipped with a warning Event', (t) =>
         message: `wave.pusher.com/update-on-config-change is ${JSON.stringify(value)}; wave opts in only on exactly "true"`,
       },
     ]);
+  }
+  t.end();
+});
+
+t.test('near misses are trimmed as CEL trims, which keeps U+FEFF', (t) => {
+  // CEL's trim() keeps U+FEFF, which JavaScript's trim() strips: the apiserver never sends these to wave.
+  const cases: [label: string, value: string][] = [
+    ['U+FEFF true', '\ufefftrue'],
+    ['yes U+FEFF', 'yes\ufeff'],
+  ];
+  for (const [label, value] of cases) {
+    const decision = decideAdmission(
+      request({ object: web({ annotations: { 'wave.pusher.com/update-on-config-change': value } }) }),
+    );
+    t.strictSame([decision.reason, decision.events], ['not opted in', []], label);
   }
   t.end();
 });

@@ -1,0 +1,216 @@
+// The webhook's matchCondition and the core's opt-in rule cannot drift apart: the CEL is rendered from the
+// core's list, the manifests carry it verbatim, and a model of the apiserver's CEL sends wave exactly the
+// values the core acts on. No cluster: test/integration/webhook.test.ts runs the real thing.
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { parse } from 'yaml';
+import { optInStatus } from '../../src/core/admission.ts';
+import { optInAnnotation, optInNearMissValues, optInValue } from '../../src/core/annotations.ts';
+import {
+  celString,
+  celStringList,
+  optInCondition,
+  webhookConfiguration,
+} from '../../src/webhook/registration.ts';
+import { deployment } from './support/workloads.ts';
+
+const root = new URL('../../', import.meta.url);
+const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
+
+/** A single-quoted CEL string literal, unquoted by the escapes of the CEL language definition. */
+function unquoteCel(literal: string): string {
+  if (!/^'(?:[^'\\\n\r]|\\.)*'$/su.test(literal)) throw new Error(`not a CEL string literal: ${literal}`);
+  const simple: Record<string, string> = {
+    '\\': '\\',
+    "'": "'",
+    '"': '"',
+    '`': '`',
+    '?': '?',
+    a: '\x07',
+    b: '\b',
+    f: '\f',
+    n: '\n',
+    r: '\r',
+    t: '\t',
+    v: '\v',
+  };
+  return literal
+    .slice(1, -1)
+    .replace(/\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-3][0-7]{2})|(.))/gsu, (...m) => {
+      const [, x, u, U, octal, other] = m as (string | undefined)[];
+      const hex = x ?? u ?? U;
+      if (hex !== undefined) return String.fromCodePoint(parseInt(hex, 16));
+      if (octal !== undefined) return String.fromCodePoint(parseInt(octal, 8));
+      const char = simple[other ?? ''];
+      if (char === undefined) throw new Error(`invalid CEL escape \\${other} in ${literal}`);
+      return char;
+    });
+}
+
+const stringLiteral = String.raw`'(?:[^'\\]|\\.)*'`;
+/** optInCondition's one shape; a change to it must come with a change to celSends() below. */
+const conditionShape = new RegExp(
+  String.raw`^has\(object\.metadata\.annotations\) && (${stringLiteral}) in object\.metadata\.annotations` +
+    String.raw` && object\.metadata\.annotations\[(${stringLiteral})\]\.trim\(\)\.lowerAscii\(\) in \[(.*)\]$`,
+  'su',
+);
+
+function parseCondition(expression: string): { key: string; keyAgain: string; values: string[] } {
+  const match = conditionShape.exec(expression);
+  if (match === null) throw new Error(`optInCondition has an unexpected shape: ${expression}`);
+  const [, key = '', keyAgain = '', list = ''] = match;
+  const literals = list.match(new RegExp(stringLiteral, 'gsu')) ?? [];
+  if (literals.join(', ') !== list) throw new Error(`not a plain list of string literals: [${list}]`);
+  return { key: unquoteCel(key), keyAgain: unquoteCel(keyAgain), values: literals.map(unquoteCel) };
+}
+
+// cel-go's trim() is Go's strings.TrimSpace: unicode.IsSpace, spelled out here rather than taken from the
+// core, so the comparison below is not the core against itself.
+const goSpace = new Set([
+  0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0x85, 0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005,
+  0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000,
+]);
+
+// By code point, as Go strings are read by rune.
+function celTrim(value: string): string {
+  const chars = Array.from(value);
+  const isSpace = (c: string | undefined) => c !== undefined && goSpace.has(c.codePointAt(0) ?? -1);
+  while (isSpace(chars[0])) chars.shift();
+  while (isSpace(chars.at(-1))) chars.pop();
+  return chars.join('');
+}
+
+function celLowerAscii(value: string): string {
+  return Array.from(value)
+    .map((c) => (c >= 'A' && c <= 'Z' ? String.fromCharCode(c.charCodeAt(0) + 32) : c))
+    .join('');
+}
+
+/** What the apiserver evaluates optInCondition to for a workload with these annotations. */
+function celSends(annotations: Record<string, string> | undefined): boolean {
+  const { key, values } = parseCondition(optInCondition);
+  const value = annotations?.[key];
+  return value !== undefined && values.includes(celLowerAscii(celTrim(value)));
+}
+
+function coreActsOn(annotations: Record<string, string>): boolean {
+  const status = optInStatus(deployment({ annotations }));
+  return status.optedIn || status.nearMiss !== undefined;
+}
+
+t.test('celString quotes for CEL: quotes, backslashes and anything outside printable ASCII', (t) => {
+  t.equal(celString('wave.pusher.com/update-on-config-change'), "'wave.pusher.com/update-on-config-change'");
+  t.equal(celString(`it's \\ "x"`), String.raw`'it\'s \\ "x"'`);
+  t.equal(celString('a\nb\u00e9\u{1f600}'), String.raw`'a\u000ab\u00e9\U0001f600'`);
+  for (const value of [
+    '',
+    "'",
+    '\\',
+    "\\'",
+    'tab\there',
+    'line\r\n',
+    'ümlaut',
+    '\u{1f600}',
+    '\u2028',
+    '\x7f',
+  ]) {
+    t.equal(unquoteCel(celString(value)), value, celString(value));
+  }
+  t.equal(celStringList(['a', "b'"]), String.raw`['a', 'b\'']`);
+  t.end();
+});
+
+t.test('optInCondition tests the opt-in annotation against the opt-in and every near miss', (t) => {
+  const { key, keyAgain, values } = parseCondition(optInCondition);
+  t.equal(key, optInAnnotation, 'the annotation it checks for');
+  t.equal(keyAgain, optInAnnotation, 'the annotation it reads');
+  t.strictSame(
+    [...values].sort(),
+    [...new Set([optInValue, ...optInNearMissValues])].sort(),
+    'the opt-in value and the near misses of the core, nothing else',
+  );
+  for (const value of optInNearMissValues) t.ok(values.includes(value), `sends ${JSON.stringify(value)}`);
+  t.ok(values.includes(optInValue), `sends the opt-in ${JSON.stringify(optInValue)}`);
+  t.equal(new Set(values).size, values.length, 'no value twice');
+  t.end();
+});
+
+t.test('the apiserver sends wave exactly the opt-in values the core acts on', (t) => {
+  const spaces = [' ', '\t', '\n', '\u00a0', '\u0085', '\u2003', '\u3000'];
+  const candidates = new Set<string>(['', 'false', 'no', 'off', '0', 'tru', 'truee', 'tr ue']);
+  for (const value of [optInValue, ...optInNearMissValues]) {
+    candidates.add(value);
+    candidates.add(value.toUpperCase());
+    candidates.add(value.charAt(0).toUpperCase() + value.slice(1));
+    for (const space of spaces) candidates.add(`${space}${value}${space}`);
+    // Where JavaScript's trim() and toLowerCase() part from CEL's trim() and lowerAscii().
+    candidates.add(`\ufeff${value}`);
+    candidates.add(`${value}\u200b`);
+    candidates.add(`\u0130${value}`);
+  }
+  for (const value of candidates) {
+    const annotations = { [optInAnnotation]: value };
+    t.equal(celSends(annotations), coreActsOn(annotations), celString(value));
+  }
+  t.notOk(celSends(undefined), 'no annotations: not sent');
+  t.notOk(celSends({ other: 'true' }), 'another annotation: not sent');
+  for (const value of optInNearMissValues) {
+    if (value === optInValue) continue;
+    t.ok(celSends({ [optInAnnotation]: value }), `the near miss ${JSON.stringify(value)} is sent`);
+  }
+  t.end();
+});
+
+/** The matchConditions block of a manifest, parsed; it must not depend on the chart's templating. */
+function matchConditionsOf(text: string, file: string): unknown {
+  const lines = text.split('\n');
+  const start = lines.findIndex((line) => /^\s*matchConditions:\s*$/.test(line));
+  if (start === -1 || lines.findIndex((l, i) => i > start && /^\s*matchConditions:/.test(l)) !== -1) {
+    throw new Error(`${file}: expected one matchConditions block`);
+  }
+  const indent = (line: string) => line.length - line.trimStart().length;
+  const keyIndent = indent(lines[start] ?? '');
+  const block = [lines[start] ?? ''];
+  for (const line of lines.slice(start + 1)) {
+    const inBlock =
+      line.trim() === '' ||
+      indent(line) > keyIndent ||
+      (indent(line) === keyIndent && line.trimStart().startsWith('- '));
+    if (!inBlock) break;
+    block.push(line);
+  }
+  const yaml = block.map((line) => line.slice(Math.min(keyIndent, indent(line)))).join('\n');
+  if (yaml.includes('{{')) throw new Error(`${file}: matchConditions must not be templated`);
+  return (parse(yaml) as { matchConditions: unknown }).matchConditions;
+}
+
+const expected = webhookConfiguration({
+  name: 'wave',
+  target: { service: { namespace: 'wave-system', name: 'wave', port: 443 } },
+  path: '/mutate',
+  caBundlePem: '',
+  namespaces: [],
+  excludedNamespaces: ['kube-system', 'wave-system'],
+  timeoutSeconds: 5,
+}).webhooks?.[0]?.matchConditions;
+
+for (const file of [
+  'manifests/base/mutating-webhook-configuration.yaml',
+  'manifests/helm/wave/templates/mutating-webhook-configuration.yaml',
+]) {
+  t.test(`${file} carries optInCondition verbatim`, (t) => {
+    t.strictSame(
+      matchConditionsOf(read(file), file),
+      expected,
+      `regenerate it: expression: ${JSON.stringify(optInCondition)}`,
+    );
+    t.end();
+  });
+}
+
+t.test('the base parses to the same matchConditions as its block', (t) => {
+  const file = 'manifests/base/mutating-webhook-configuration.yaml';
+  const object = parse(read(file)) as { webhooks: { matchConditions: unknown }[] };
+  t.strictSame(object.webhooks[0]?.matchConditions, expected);
+  t.end();
+});
