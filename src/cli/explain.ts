@@ -3,6 +3,7 @@ import { CustomObjectsApi } from '@kubernetes/client-node';
 import { explain, formatExplanation } from '../core/explain.ts';
 import { workloadKinds } from '../core/kinds.ts';
 import { childLookupFrom, parseWorkload } from '../core/objects.ts';
+import { defaultPacing } from '../core/pacing.ts';
 import { consumedConfig } from '../core/refs.ts';
 import { apiChildReader } from '../kube/children.ts';
 import { apiErrorMessage, connect, isNotFound } from '../kube/client.ts';
@@ -116,7 +117,11 @@ export const explainCommand: Command = {
       if (!parsed.ok) throw new Error(parsed.reason);
       const children = await apiChildReader(kube.core)(consumedConfig(parsed.value).children);
       const waveOwned = await waveOwnedChildren(kube, options.namespace, parsed.value.metadata.uid);
-      const explanation = explain(parsed.value, childLookupFrom(children), sha256Hex, waveOwned);
+      // The default intervals: explain does not know the running wave's flags.
+      const explanation = explain(parsed.value, childLookupFrom(children), sha256Hex, waveOwned, {
+        options: defaultPacing,
+        nowMs: Date.now(),
+      });
       io.stdout(
         options.output === 'json'
           ? `${JSON.stringify(explanation, (_key, value: unknown) => value ?? null, 2)}\n`

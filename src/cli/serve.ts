@@ -18,6 +18,7 @@ import { KubeTransport } from '../kube/transport.ts';
 import { kubeWorkloadWrites } from '../kube/workload-writes.ts';
 import { SyncLoop } from '../sync/loop.ts';
 import { fieldManager } from '../core/annotations.ts';
+import { defaultPacing } from '../core/pacing.ts';
 import { createAdmit } from '../webhook/admit.ts';
 import { buildHealthServer } from '../http/health.ts';
 import { deregisterWebhook, registerWebhook, webhookConfiguration } from '../webhook/registration.ts';
@@ -145,6 +146,18 @@ export const serveFlags = {
     env: 'WAVE_ROLLOUT_BURST',
     default: 50,
     help: 'rollouts that may start at once before --max-rollouts-per-second applies',
+  },
+  'min-rollout-interval': {
+    type: 'duration',
+    env: 'WAVE_MIN_ROLLOUT_INTERVAL',
+    default: defaultPacing.minIntervalMs,
+    help: 'per workload: a change within this of its last rollout waits for the end of it and rolls once, with the newest configuration (0: no pacing)',
+  },
+  'max-rollout-interval': {
+    type: 'duration',
+    env: 'WAVE_MAX_ROLLOUT_INTERVAL',
+    default: defaultPacing.maxIntervalMs,
+    help: 'a workload whose configuration keeps changing (flapping) has its rollouts spaced ever further apart, up to this',
   },
   'leader-election': {
     type: 'bool',
@@ -369,6 +382,8 @@ async function start(
     syncPeriodMs: o['sync-period'],
     maxRolloutsPerSecond: o['max-rollouts-per-second'],
     rolloutBurst: o['rollout-burst'],
+    minRolloutIntervalMs: o['min-rollout-interval'],
+    maxRolloutIntervalMs: o['max-rollout-interval'],
   });
   const health = buildHealthServer({
     logger,

@@ -24,6 +24,13 @@ export const optInNearMissValues: readonly string[] = [
   'enabled',
 ];
 
+/**
+ * On the workload's metadata, written by wave with each rollout it paces: when it last rolled the workload
+ * and how many rollouts in a row came soon after each other. On the workload, not in memory, so a
+ * restarted or new leader keeps the pace; on its metadata, not the template, so writing it rolls nothing.
+ */
+export const rolloutPacingAnnotation = 'wave.pusher.com/rollout-pacing';
+
 /** On the pod template: lowercase hex SHA-256 of the consumed configuration, written by wave. */
 export const configHashAnnotation = 'wave.pusher.com/config-hash';
 

@@ -9,6 +9,8 @@ import { computeConfigHash, describeMissing } from './hash.ts';
 import type { Hasher } from './hash.ts';
 import type { ChildLookup, Workload } from './objects.ts';
 import { consumedConfig, describeChild } from './refs.ts';
+import { describePacing } from './pacing.ts';
+import type { PacingOptions } from './pacing.ts';
 import { isHeld, templateHash } from './template.ts';
 import { waveLeftovers, waveOwnerReferencesWarning } from './wave-leftovers.ts';
 
@@ -39,16 +41,20 @@ export interface Explanation {
   readonly verdict: string;
   /** What Wave (the Go controller) left on it or its children, and who removes it. */
   readonly leftByWave: readonly string[];
+  /** The rollout pacing recorded on it (see pacing.ts); undefined when none is. */
+  readonly pacing: ReturnType<typeof describePacing>;
 }
 
 /**
- * `waveOwned`: the ConfigMaps and Secrets (described) that carry Wave's ownerReference to the workload.
+ * `waveOwned`: the ConfigMaps and Secrets (described) that carry Wave's ownerReference to the workload;
+ * `pacing`: the intervals and the time at which to tell the pacing state.
  */
 export function explain(
   workload: Workload,
   lookup: ChildLookup,
   hasher: Hasher,
   waveOwned: readonly string[] = [],
+  pacing?: { readonly options: PacingOptions; readonly nowMs: number },
 ): Explanation {
   const id = `${workload.kind} ${workload.metadata.namespace}/${workload.metadata.name}`;
   const optedIn = optInStatus(workload).optedIn;
@@ -118,6 +124,10 @@ export function explain(
     missing,
     verdict,
     leftByWave,
+    pacing:
+      pacing === undefined
+        ? undefined
+        : describePacing(workload.metadata.annotations, pacing.nowMs, pacing.options),
   };
 }
 
@@ -131,6 +141,12 @@ export function formatExplanation(e: Explanation): string {
     `  desired hash: ${e.desiredHash ?? '(cannot be computed)'}`,
     `  verdict:      ${e.verdict}`,
   ];
+  if (e.pacing !== undefined) {
+    const p = e.pacing;
+    lines.push(
+      `  pacing:       last rollout ${p.lastRollout}, ${String(p.streak)} in a row${p.flapping ? ' (flapping)' : ''}; next rollout allowed ${p.nextRolloutAllowed === 'now' ? 'now' : `from ${p.nextRolloutAllowed}`}`,
+    );
+  }
   lines.push('', e.children.length === 0 ? 'Consumes no ConfigMap or Secret.' : 'Consumes:');
   const width = Math.max(0, ...e.children.map((c) => describeChild(c).length));
   for (const c of e.children) {

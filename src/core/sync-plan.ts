@@ -80,7 +80,8 @@ export type SyncPlan =
   | { readonly action: 'guard'; readonly owned: readonly string[]; readonly reason: string };
 
 /** Merges two merge patches: objects merge key by key, anything else in `b` wins. */
-function mergePatches(a: JsonRecord, b: JsonRecord): JsonRecord {
+/** Merges two merge patches (the second wins on conflicting leaves). */
+export function mergePatches(a: JsonRecord, b: JsonRecord): JsonRecord {
   const merged: JsonRecord = { ...a };
   for (const [key, value] of Object.entries(b)) {
     const existing = merged[key];

@@ -6,6 +6,9 @@ export interface LoopMetrics {
   configChanges: Counter<'kind'>;
   rollouts: Counter<'kind'>;
   releases: Counter<'kind'>;
+  rolloutsDeferred: Counter<'kind'>;
+  deferred: Gauge<'kind'>;
+  flapping: Gauge;
   held: Gauge;
   queueDepth: Gauge;
   reconcileDuration: Histogram<'outcome'>;
@@ -29,6 +32,20 @@ export function loopMetrics(metrics: Metrics): LoopMetrics {
       name: 'wave_releases_total',
       help: 'Held workloads released (gate removed, hash stamped) or released by opting out',
       labelNames: ['kind'],
+    }),
+    rolloutsDeferred: metrics.counter({
+      name: 'wave_rollouts_deferred_total',
+      help: 'Rollouts deferred by per-workload pacing (--min-rollout-interval): changes coalesced into a later rollout',
+      labelNames: ['kind'],
+    }),
+    deferred: metrics.gauge({
+      name: 'wave_rollouts_deferred',
+      help: 'Workloads whose rollout is deferred by pacing right now',
+      labelNames: ['kind'],
+    }),
+    flapping: metrics.gauge({
+      name: 'wave_flapping_workloads',
+      help: 'Workloads rolled again and again by configuration that keeps changing: their rollouts are paced ever further apart',
     }),
     held: metrics.gauge({
       name: 'wave_held_workloads',

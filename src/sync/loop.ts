@@ -7,6 +7,7 @@ import { jsonEqual } from '../core/json.ts';
 import { workloadKinds } from '../core/kinds.ts';
 import type { WorkloadKind } from '../core/kinds.ts';
 import { parseWorkload, workloadKey, workloadRef } from '../core/objects.ts';
+import { defaultPacing } from '../core/pacing.ts';
 import type { WorkloadRef } from '../core/objects.ts';
 import { consumedConfig, describeChild } from '../core/refs.ts';
 import { isHeld } from '../core/template.ts';
@@ -45,6 +46,10 @@ export interface LoopOptions {
   /** 0: unlimited. */
   readonly maxRolloutsPerSecond: number;
   readonly rolloutBurst: number;
+  /** Per-workload pacing: further rollouts within this of the last wait for its end; 0: off. */
+  readonly minRolloutIntervalMs: number;
+  /** The longest a flapping workload's rollouts are spaced. */
+  readonly maxRolloutIntervalMs: number;
   readonly workers?: number;
   readonly clock?: Clock;
 }
@@ -146,6 +151,12 @@ export class SyncLoop implements WorkloadReader {
       logger: o.logger,
       metrics: this.#metrics,
       takeRolloutToken: () => bucket.take(),
+      pacing: {
+        minIntervalMs: o.minRolloutIntervalMs,
+        maxIntervalMs: Math.max(o.minRolloutIntervalMs, o.maxRolloutIntervalMs),
+        flappingAfter: defaultPacing.flappingAfter,
+      },
+      now: () => this.#clock.now(),
     });
   }
 
@@ -284,11 +295,13 @@ export class SyncLoop implements WorkloadReader {
       try {
         const result = await this.#reconciler.reconcile(ref, triggers);
         timer({ outcome: result.outcome });
-        if (result.outcome === 'throttled') {
+        if (result.outcome === 'throttled' || result.outcome === 'deferred') {
+          // Waits for its token or the end of its interval, keeping the triggers for the Event.
           this.#queue.requeue(ref, triggers, result.retryInMs);
         } else {
           this.#queue.forget(ref);
           this.#queue.done(ref);
+          if (result.recheckInMs !== undefined) this.#queue.add(ref, undefined, result.recheckInMs);
         }
       } catch (err) {
         timer({ outcome: 'error' });

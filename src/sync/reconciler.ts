@@ -4,11 +4,13 @@
 // so a standby holds what the leader holds and only the writes differ. The triggers only say which
 // object to name in the Event.
 import { computeConfigHash } from '../core/hash.ts';
+import { isFlapping, pace, pacingPatch, pacingState, quietPeriod } from '../core/pacing.ts';
+import type { PacingOptions, PacingState } from '../core/pacing.ts';
 import type { HashResult } from '../core/hash.ts';
 import { kindByName } from '../core/kinds.ts';
 import { workloadKey, workloadRef } from '../core/objects.ts';
 import type { Workload, WorkloadRef } from '../core/objects.ts';
-import { planSync } from '../core/sync-plan.ts';
+import { mergePatches, planSync } from '../core/sync-plan.ts';
 import type { WaveCleanup } from '../core/sync-plan.ts';
 import { waveOwnerReferencesWarning } from '../core/wave-leftovers.ts';
 import { newer } from '../kube/resource-version.ts';
@@ -22,16 +24,23 @@ export type ReconcileOutcome =
       readonly outcome:
         'forgotten' | 'unchanged' | 'pending' | 'missing' | 'rolled' | 'released' | 'cleaned' | 'guarded';
     }
-  | { readonly outcome: 'throttled'; readonly retryInMs: number };
+  | { readonly outcome: 'throttled' | 'deferred'; readonly retryInMs: number };
+
+/** What a pass found, and when (if ever) the workload wants another look without any change. */
+export type ReconcileResult = ReconcileOutcome & { readonly recheckInMs?: number };
 
 export interface ReconcilerOptions {
   readonly workloads: WorkloadReader;
   readonly config: ConfigReader;
   readonly writes: WorkloadWrites;
   readonly logger: Logger;
-  readonly metrics: Pick<LoopMetrics, 'rollouts' | 'releases'>;
+  readonly metrics: Pick<LoopMetrics, 'rollouts' | 'releases' | 'rolloutsDeferred' | 'deferred' | 'flapping'>;
   /** 0 when a rollout may start now, else the milliseconds until one may. */
   readonly takeRolloutToken: () => number;
+  /** Per-workload pacing (minIntervalMs 0: off). */
+  readonly pacing: PacingOptions;
+  /** ms since the epoch: the process clock. */
+  readonly now: () => number;
 }
 
 const short = (hash: string | undefined) => (hash === undefined ? 'none' : hash.slice(0, 12));
@@ -64,6 +73,15 @@ function changedObjects(
   return changed.length > 0 ? changed.sort().join(', ') : undefined;
 }
 
+/** `45s`, `2m30s`. */
+function seconds(ms: number): string {
+  const total = Math.max(0, Math.round(ms / 1000));
+  const minutes = Math.floor(total / 60);
+  return minutes > 0
+    ? `${String(minutes)}m${total % 60 > 0 ? `${String(total % 60)}s` : ''}`
+    : `${String(total)}s`;
+}
+
 function describeTriggers(triggers: ReadonlySet<string>): string {
   return triggers.size > 0 ? [...triggers].sort().join(', ') : 'its configuration';
 }
@@ -89,6 +107,10 @@ export class Reconciler {
   readonly #written = new Map<string, { hash: string | undefined; resourceVersion: string }>();
   /** The Wave-ownerReference warning last recorded per workload: one Event per distinct state. */
   readonly #reportedOwners = new Map<string, string>();
+  /** Workloads whose rollout pacing defers, with when it may happen: one Event per distinct time. */
+  readonly #deferred = new Map<string, { readonly kind: string; readonly atMs: number }>();
+  /** Workloads known to be flapping: one Event when it starts, one when it stops. */
+  readonly #flapping = new Set<string>();
 
   constructor(o: ReconcilerOptions) {
     this.#o = o;
@@ -98,17 +120,38 @@ export class Reconciler {
     return this.#reportedMissing.size;
   }
 
-  async reconcile(ref: WorkloadRef, triggers: ReadonlySet<string>): Promise<ReconcileOutcome> {
+  async reconcile(ref: WorkloadRef, triggers: ReadonlySet<string>): Promise<ReconcileResult> {
     const key = workloadKey(ref);
     const cached = this.#o.workloads.get(ref);
-    const { config, logger } = this.#o;
     if (cached === undefined) {
       this.#reportedMissing.delete(key);
       this.#fingerprints.delete(key);
       this.#written.delete(key);
       this.#reportedOwners.delete(key);
+      this.#setDeferred(key, undefined);
+      this.#setFlapping(key, undefined, false);
       return { outcome: 'forgotten' };
     }
+    const { paced, ...outcome } = await this.#reconcile(ref, key, cached, triggers);
+    if (outcome.outcome !== 'deferred') this.#setDeferred(key, undefined);
+    // Flapping ends after a quiet period: look again then, to say so, even if nothing changes. A pass that
+    // rolled knows the state it recorded before the watch shows it.
+    const state = paced ?? pacingState(cached.workload.metadata.annotations);
+    const now = this.#o.now();
+    const flapping = isFlapping(state, now, this.#o.pacing);
+    if (paced === undefined) this.#setFlapping(key, cached.workload, flapping);
+    if (!flapping || state === undefined) return outcome;
+    const recheckInMs = Math.max(1, state.lastRolloutMs + quietPeriod(state, this.#o.pacing) - now);
+    return { ...outcome, recheckInMs };
+  }
+
+  async #reconcile(
+    ref: WorkloadRef,
+    key: string,
+    cached: CachedWorkload,
+    triggers: ReadonlySet<string>,
+  ): Promise<ReconcileOutcome & { readonly paced?: PacingState }> {
+    const { config, logger } = this.#o;
     const { workload, consumed } = cached;
     let result: HashResult = { complete: true, hash: '', hashInput: '' };
     if (consumed !== undefined) {
@@ -129,7 +172,8 @@ export class Reconciler {
       }
     }
     if (plan.action !== 'guard') this.#warnOfWaveOwners(key, workload, owned);
-    const before = this.#fingerprints.get(key)?.byChild;
+    const previous = this.#fingerprints.get(key);
+    const before = previous?.byChild;
     // Read off the hash input only when the hash moved: a resync that changes nothing parses nothing.
     if (result.complete && consumed !== undefined && this.#fingerprints.get(key)?.hash !== result.hash) {
       const byChild = fingerprints(result.hashInput, workload.metadata.namespace);
@@ -183,21 +227,43 @@ export class Reconciler {
         return { outcome: 'missing' };
       }
       case 'roll': {
-        const wait = this.#o.takeRolloutToken();
-        if (wait > 0) return { outcome: 'throttled', retryInMs: wait };
-        this.#written.set(key, {
-          hash: plan.to,
-          resourceVersion: await this.#o.writes.patch(ref, plan.patch),
-        });
-        this.#reportedMissing.delete(key);
-        this.#o.metrics.rollouts.inc({ kind: workload.kind });
         const why =
           changedObjects(before, this.#fingerprints.get(key)?.byChild) ?? describeTriggers(triggers);
+        const pacing = this.#o.pacing;
+        const now = this.#o.now();
+        // Pacing applies to changes of configuration, not to the first stamp of a workload.
+        const decision =
+          pacing.minIntervalMs > 0 && plan.from !== undefined
+            ? pace(pacingState(workload.metadata.annotations), now, pacing)
+            : undefined;
+        // A pass that writes nothing keeps what the next Event compares against.
+        const keepFingerprints = () => {
+          if (previous === undefined) this.#fingerprints.delete(key);
+          else this.#fingerprints.set(key, previous);
+        };
+        if (decision !== undefined && !decision.roll) {
+          keepFingerprints();
+          this.#defer(key, workload, why, decision.atMs, now, decision.state);
+          return { outcome: 'deferred', retryInMs: Math.max(1, decision.atMs - now) };
+        }
+        const wait = this.#o.takeRolloutToken();
+        if (wait > 0) {
+          keepFingerprints();
+          return { outcome: 'throttled', retryInMs: wait };
+        }
+        const patch =
+          decision?.roll === true ? mergePatches(plan.patch, pacingPatch(decision.next)) : plan.patch;
+        this.#written.set(key, { hash: plan.to, resourceVersion: await this.#o.writes.patch(ref, patch) });
+        this.#reportedMissing.delete(key);
+        this.#o.metrics.rollouts.inc({ kind: workload.kind });
         const message = `${why} changed: config hash ${short(plan.from)} → ${short(plan.to)}`;
         logger.info({ ...log, from: plan.from, to: plan.to, triggers: [...triggers] }, message);
         this.#event(workload, 'Normal', 'ConfigChanged', message);
+        if (decision?.roll === true) {
+          this.#setFlapping(key, workload, isFlapping(decision.next, now, pacing), why);
+        }
         if (plan.cleanup !== undefined) this.#announceCleanup(key, workload, plan.cleanup);
-        return { outcome: 'rolled' };
+        return decision?.roll === true ? { outcome: 'rolled', paced: decision.next } : { outcome: 'rolled' };
       }
       case 'release':
       case 'unhold': {
@@ -212,6 +278,58 @@ export class Reconciler {
         return { outcome: 'released' };
       }
     }
+  }
+
+  /** Records a deferred rollout: one Event and one count per distinct time it may happen. */
+  #defer(key: string, workload: Workload, why: string, atMs: number, now: number, state: PacingState): void {
+    if (this.#deferred.get(key)?.atMs === atMs) return;
+    this.#setDeferred(key, { kind: workload.kind, atMs });
+    this.#o.metrics.rolloutsDeferred.inc({ kind: workload.kind });
+    const at = new Date(atMs).toISOString();
+    const message =
+      `${why} changed again ${seconds(now - state.lastRolloutMs)} after the last rollout: the next ` +
+      `rollout may happen at ${at} (in ${seconds(atMs - now)}), with the newest configuration`;
+    this.#o.logger.info({ workload: key, action: 'defer', at, streak: state.streak }, message);
+    this.#event(workload, 'Normal', 'RolloutDeferred', message);
+  }
+
+  #setDeferred(key: string, deferred: { readonly kind: string; readonly atMs: number } | undefined): void {
+    const was = this.#deferred.get(key);
+    if (deferred === undefined) {
+      if (was === undefined) return;
+      this.#deferred.delete(key);
+    } else {
+      this.#deferred.set(key, deferred);
+    }
+    for (const kind of new Set([was?.kind, deferred?.kind])) {
+      if (kind === undefined) continue;
+      const count = [...this.#deferred.values()].filter((d) => d.kind === kind).length;
+      this.#o.metrics.deferred.set({ kind }, count);
+    }
+  }
+
+  /** Keeps the set of flapping workloads; a Warning Event when one starts, an Event when it stops. */
+  #setFlapping(key: string, workload: Workload | undefined, flapping: boolean, why?: string): void {
+    if (flapping === this.#flapping.has(key)) return;
+    if (flapping) this.#flapping.add(key);
+    else this.#flapping.delete(key);
+    this.#o.metrics.flapping.set(this.#flapping.size);
+    // A new leader learns of a streak from the workload's record: it was announced already.
+    if (workload === undefined || (flapping && why === undefined)) return;
+    const pacing = this.#o.pacing;
+    const state = pacingState(workload.metadata.annotations);
+    const message = flapping
+      ? `${why ?? 'its configuration'} keeps changing: rolled ${String(pacing.flappingAfter)} times in a row; ` +
+        `further rollouts wait ever longer, up to ${seconds(pacing.maxIntervalMs)} apart, until it is quiet for a while`
+      : `no rollout for ${seconds(state === undefined ? 0 : quietPeriod(state, pacing))}: ` +
+        'the workload is no longer flapping and its next change rolls at once';
+    this.#o.logger.warn({ workload: key, action: flapping ? 'flapping' : 'quiet' }, message);
+    this.#event(
+      workload,
+      flapping ? 'Warning' : 'Normal',
+      flapping ? 'RolloutFlapping' : 'RolloutFlappingStopped',
+      message,
+    );
   }
 
   /** Writes a cleanup that no other write of this reconcile carries. */

@@ -159,7 +159,7 @@ const tuned = (namespaces: string[]) => ({
   syncPeriod: '5m',
   debounce: '250ms',
   startupTimeout: '2m',
-  rollout: { maxPerSecond: 5, burst: 10 },
+  rollout: { maxPerSecond: 5, burst: 10, minInterval: '45s', maxInterval: '20m' },
   logLevel: 'debug',
   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
   image: { repository: 'registry.example/wave', digest: `sha256:${'ab'.repeat(32)}` },
@@ -194,6 +194,8 @@ await t.test('values reach the objects', async (t) => {
     '--startup-timeout=2m',
     '--max-rollouts-per-second=5',
     '--rollout-burst=10',
+    '--min-rollout-interval=45s',
+    '--max-rollout-interval=20m',
     '--log-level=debug',
   ]) {
     t.ok(args.includes(flag), `wave serve ${flag}`);

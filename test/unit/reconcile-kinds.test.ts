@@ -4,7 +4,6 @@
 // through its ports only: fake caches to read, fake writes that land as the watch would deliver them.
 import t from 'tap';
 import type { Test } from 'tap';
-import { configHashAnnotation, configMissingGate, optInAnnotation } from '../../src/core/annotations.ts';
 import { workloadKinds } from '../../src/core/kinds.ts';
 import type { WorkloadKind } from '../../src/core/kinds.ts';
 import { workloadKey } from '../../src/core/objects.ts';
@@ -14,53 +13,11 @@ import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { loopMetrics } from '../../src/sync/loop-metrics.ts';
 import { Reconciler } from '../../src/sync/reconciler.ts';
-import { FakeConfig, FakeWorkloads, FakeWrites } from './support/reconcile-fakes.ts';
+import { FakeConfig, FakeWorkloads, FakeWrites, workloadObject } from './support/reconcile-fakes.ts';
 
 const namespace = 'shop';
 const app = (data: Record<string, string>) => ({ kind: 'ConfigMap' as const, namespace, name: 'app', data });
 const db = { kind: 'Secret' as const, namespace, name: 'db', data: { password: 'cA==' } };
-
-/** A workload of `kind` consuming key `a` of ConfigMap app and all of Secret db. */
-function workloadObject(
-  kind: WorkloadKind,
-  opts: { optedIn?: boolean; held?: boolean; hash?: string } = {},
-): Record<string, unknown> {
-  const template: Record<string, unknown> = {
-    metadata: {
-      labels: { app: 'web' },
-      ...(opts.hash === undefined ? {} : { annotations: { [configHashAnnotation]: opts.hash } }),
-    },
-    spec: {
-      ...(opts.held === true ? { schedulingGates: [{ name: configMissingGate }] } : {}),
-      containers: [
-        {
-          name: 'web',
-          image: 'web:1',
-          env: [{ name: 'A', valueFrom: { configMapKeyRef: { name: 'app', key: 'a' } } }],
-          envFrom: [{ secretRef: { name: 'db' } }],
-        },
-      ],
-    },
-  };
-  const object: Record<string, unknown> = {
-    apiVersion: `${kind.group}/${kind.version}`,
-    kind: kind.kind,
-    metadata: {
-      name: 'web',
-      namespace,
-      ...(opts.optedIn === false ? {} : { annotations: { [optInAnnotation]: 'true' } }),
-    },
-    spec: { selector: { matchLabels: { app: 'web' } } },
-  };
-  let at: Record<string, unknown> = object;
-  const path = kind.templatePath;
-  for (const segment of path.slice(0, -1)) {
-    at[segment] ??= {};
-    at = at[segment] as Record<string, unknown>;
-  }
-  at[path.at(-1) ?? 'template'] = template;
-  return object;
-}
 
 function setup(kind: WorkloadKind) {
   const workloads = new FakeWorkloads();
@@ -75,6 +32,8 @@ function setup(kind: WorkloadKind) {
     logger: createLogger({ level: 'silent' }),
     metrics,
     takeRolloutToken: () => wait,
+    pacing: { minIntervalMs: 0, maxIntervalMs: 0, flappingAfter: 3 },
+    now: () => 0,
   });
   const ref: WorkloadRef = { kind: kind.kind, namespace, name: 'web' };
   const template = () => {

@@ -75,6 +75,8 @@ function replica(t: Test, cluster: FakeCluster) {
     syncPeriodMs: 3_600_000,
     maxRolloutsPerSecond: 0,
     rolloutBurst: 0,
+    minRolloutIntervalMs: 0,
+    maxRolloutIntervalMs: 0,
   });
   let stopped = false;
   const stop = async () => {

@@ -2,6 +2,7 @@
 // transform), consumed data as the config cache would, and writes that land on the fake workload the way
 // the watch would deliver them, with every patch, Event and held-pod deletion recorded.
 import { ApiException } from '@kubernetes/client-node';
+import { configHashAnnotation, configMissingGate, optInAnnotation } from '../../../src/core/annotations.ts';
 import type { WorkloadKind } from '../../../src/core/kinds.ts';
 import { childKey, workloadKey } from '../../../src/core/objects.ts';
 import type { ChildData, ChildRef, WorkloadRef } from '../../../src/core/objects.ts';
@@ -120,4 +121,48 @@ export class FakeWrites implements WorkloadWrites {
     this.heldPodDeletions.push(workloadKey(workload));
     return Promise.resolve(1);
   }
+}
+
+const namespace = 'shop';
+
+/** A workload of `kind` in namespace shop, named web, consuming key `a` of ConfigMap app and all of Secret db. */
+export function workloadObject(
+  kind: WorkloadKind,
+  opts: { optedIn?: boolean; held?: boolean; hash?: string } = {},
+): Record<string, unknown> {
+  const template: Record<string, unknown> = {
+    metadata: {
+      labels: { app: 'web' },
+      ...(opts.hash === undefined ? {} : { annotations: { [configHashAnnotation]: opts.hash } }),
+    },
+    spec: {
+      ...(opts.held === true ? { schedulingGates: [{ name: configMissingGate }] } : {}),
+      containers: [
+        {
+          name: 'web',
+          image: 'web:1',
+          env: [{ name: 'A', valueFrom: { configMapKeyRef: { name: 'app', key: 'a' } } }],
+          envFrom: [{ secretRef: { name: 'db' } }],
+        },
+      ],
+    },
+  };
+  const object: Record<string, unknown> = {
+    apiVersion: `${kind.group}/${kind.version}`,
+    kind: kind.kind,
+    metadata: {
+      name: 'web',
+      namespace,
+      ...(opts.optedIn === false ? {} : { annotations: { [optInAnnotation]: 'true' } }),
+    },
+    spec: { selector: { matchLabels: { app: 'web' } } },
+  };
+  let at: Record<string, unknown> = object;
+  const path = kind.templatePath;
+  for (const segment of path.slice(0, -1)) {
+    at[segment] ??= {};
+    at = at[segment] as Record<string, unknown>;
+  }
+  at[path.at(-1) ?? 'template'] = template;
+  return object;
 }
