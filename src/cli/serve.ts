@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { hostname } from 'node:os';
 import { createCA, createServingCert, parseCert, serviceDnsNames } from '../certs/pki.ts';
+import { systemClock } from '../clock.ts';
+import type { Clock } from '../clock.ts';
 import { apiChildReader } from '../kube/children.ts';
 import { apiErrorMessage, connect, reachApiserver } from '../kube/client.ts';
 import { eventRecorder } from '../kube/events.ts';
@@ -206,7 +208,7 @@ interface Tls {
   servable: () => boolean;
 }
 
-async function loadTls(o: ServeOptions, logger: Logger, metrics: Metrics): Promise<Tls> {
+async function loadTls(o: ServeOptions, logger: Logger, metrics: Metrics, clock: Clock): Promise<Tls> {
   if (o['self-signed']) {
     const now = new Date();
     const ca = createCA({ commonName: 'wave-local-ca', validityDays: 7, now });
@@ -228,6 +230,7 @@ async function loadTls(o: ServeOptions, logger: Logger, metrics: Metrics): Promi
       logger,
       metrics,
       pollIntervalMs: o['tls-reload-interval'],
+      clock,
     });
   } catch (err) {
     throw new Error(
@@ -325,10 +328,11 @@ async function start(
   started: Teardown,
   shutdown: AbortSignal,
 ): Promise<void> {
+  const clock = systemClock;
   const metrics = new Metrics();
   const kube = connect(o.kubeconfig);
-  const transport = new KubeTransport(kube.kc);
-  const tls = await loadTls(o, logger, metrics);
+  const transport = new KubeTransport(kube.kc, { clock });
+  const tls = await loadTls(o, logger, metrics, clock);
   const { https } = tls;
   if (https instanceof TlsFileSource) {
     started.add('certificate reload', 100, () => {
@@ -383,7 +387,7 @@ async function start(
   const webhookPort = await listen(webhook, host, o['webhook-port'], 'the webhook (--webhook-port)');
   logger.info({ webhookPort, healthPort }, 'serving');
 
-  await reachApiserver(transport, { logger, timeoutMs: o['startup-timeout'], signal: shutdown });
+  await reachApiserver(transport, { logger, timeoutMs: o['startup-timeout'], signal: shutdown, clock });
   if (shutdown.aborted) return;
   logger.info({ server: transport.server }, 'the apiserver answers');
 
@@ -404,6 +408,7 @@ async function start(
       onStoppedLeading: () => {
         loop.unlead();
       },
+      clock,
     });
     started.add('leader election', 3000, () => elector.stop());
     elector.start();
