@@ -2,9 +2,14 @@ import type { Clock } from '../../../src/clock.ts';
 
 /** A clock that moves only when told: timers fire in order as `advance` passes them. */
 export class FakeClock implements Clock {
-  private time = 0;
+  private time: number;
   private timers: { at: number; fn: () => void; id: number }[] = [];
   private nextId = 0;
+
+  /** `start`: the epoch milliseconds it reads first, for code that compares it with real dates. */
+  constructor(start = 0) {
+    this.time = start;
+  }
 
   now(): number {
     return this.time;
