@@ -359,6 +359,7 @@ async function start(
     metrics,
     admit,
     admitTimeoutMs: o['admission-timeout'],
+    clock,
   });
   const loop = new SyncLoop({
     kube,
