@@ -210,7 +210,7 @@ interface Tls {
 
 async function loadTls(o: ServeOptions, logger: Logger, metrics: Metrics, clock: Clock): Promise<Tls> {
   if (o['self-signed']) {
-    const now = new Date();
+    const now = new Date(clock.now());
     const ca = createCA({ commonName: 'wave-local-ca', validityDays: 7, now });
     const cert = createServingCert({
       ca,
