@@ -1,7 +1,8 @@
 /**
  * The process's one source of time: the sync queue and rate limit, the watches' and cache reads'
- * backoff, the lease, the startup wait. Injected everywhere so unit tests step a fake clock through
- * debounce, backoff and expiry instead of sleeping in real time.
+ * backoff, the transport's silence watchdog, the lease, the startup wait, the certificate poll and the
+ * admit deadline. Injected everywhere so unit tests step a fake clock through debounce, backoff and
+ * expiry instead of sleeping in real time.
  */
 export interface Clock {
   /** Milliseconds since the epoch. */

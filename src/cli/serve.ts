@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { hostname } from 'node:os';
 import { createCA, createServingCert, parseCert, serviceDnsNames } from '../certs/pki.ts';
+import { systemClock } from '../clock.ts';
+import type { Clock } from '../clock.ts';
 import { apiChildFetcher } from '../kube/child-fetcher.ts';
 import { apiChildReader } from '../kube/children.ts';
 import { apiErrorMessage, connect, reachApiserver } from '../kube/client.ts';
@@ -221,9 +223,9 @@ interface Tls {
   servable: () => boolean;
 }
 
-async function loadTls(o: ServeOptions, logger: Logger, metrics: Metrics): Promise<Tls> {
+async function loadTls(o: ServeOptions, logger: Logger, metrics: Metrics, clock: Clock): Promise<Tls> {
   if (o['self-signed']) {
-    const now = new Date();
+    const now = new Date(clock.now());
     const ca = createCA({ commonName: 'wave-local-ca', validityDays: 7, now });
     const cert = createServingCert({
       ca,
@@ -243,6 +245,7 @@ async function loadTls(o: ServeOptions, logger: Logger, metrics: Metrics): Promi
       logger,
       metrics,
       pollIntervalMs: o['tls-reload-interval'],
+      clock,
     });
   } catch (err) {
     throw new Error(
@@ -340,10 +343,11 @@ async function start(
   started: Teardown,
   shutdown: AbortSignal,
 ): Promise<void> {
+  const clock = systemClock;
   const metrics = new Metrics();
   const kube = connect(o.kubeconfig);
-  const transport = new KubeTransport(kube.kc);
-  const tls = await loadTls(o, logger, metrics);
+  const transport = new KubeTransport(kube.kc, { clock });
+  const tls = await loadTls(o, logger, metrics, clock);
   const { https } = tls;
   if (https instanceof TlsFileSource) {
     started.add('certificate reload', 100, () => {
@@ -370,8 +374,10 @@ async function start(
     metrics,
     admit,
     admitTimeoutMs: o['admission-timeout'],
+    clock,
   });
   const loop = new SyncLoop({
+    clock,
     transport,
     fetch: apiChildFetcher(kube.core),
     writes: kubeWorkloadWrites(kube, events),
@@ -400,7 +406,7 @@ async function start(
   const webhookPort = await listen(webhook, host, o['webhook-port'], 'the webhook (--webhook-port)');
   logger.info({ webhookPort, healthPort }, 'serving');
 
-  await reachApiserver(transport, { logger, timeoutMs: o['startup-timeout'], signal: shutdown });
+  await reachApiserver(transport, { logger, timeoutMs: o['startup-timeout'], signal: shutdown, clock });
   if (shutdown.aborted) return;
   logger.info({ server: transport.server }, 'the apiserver answers');
 
@@ -421,6 +427,7 @@ async function start(
       onStoppedLeading: () => {
         loop.unlead();
       },
+      clock,
     });
     started.add('leader election', 3000, () => elector.stop());
     elector.start();

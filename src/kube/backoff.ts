@@ -44,17 +44,3 @@ export class Backoff {
     this.#failures = 0;
   }
 }
-
-/** Resolves after `ms`, or as soon as `signal` aborts (never rejects: callers check the signal). */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted || ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

@@ -9,9 +9,11 @@ import {
   CoreV1Api,
   KubeConfig,
 } from '@kubernetes/client-node';
+import { sleep, systemClock } from '../clock.ts';
+import type { Clock } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { Backoff, sleep } from './backoff.ts';
+import { Backoff } from './backoff.ts';
 import { ApiStatusError, KubeTransport } from './transport.ts';
 
 type CreateDispatcher = (cluster: unknown, agentOptions: AgentOptions) => unknown;
@@ -143,6 +145,8 @@ export interface ReachOptions {
   /** Aborting ends the wait at once (resolving: callers check the signal). */
   readonly signal: AbortSignal;
   readonly backoff?: Backoff;
+  /** Times the deadline and the pauses. Default systemClock. */
+  readonly clock?: Clock;
 }
 
 /** Errors no retry can fix: the server answered, or its certificate is not the one the kubeconfig trusts. */
@@ -166,9 +170,10 @@ const certificateErrors = new Set([
 export async function reachApiserver(transport: KubeTransport, o: ReachOptions): Promise<void> {
   const server = transport.server;
   const backoff = o.backoff ?? new Backoff({ initialMs: 500, maxMs: 5000 });
-  const deadline = performance.now() + o.timeoutMs;
+  const clock = o.clock ?? systemClock;
+  const deadline = clock.now() + o.timeoutMs;
   for (let attempt = 1; !o.signal.aborted; attempt++) {
-    const remaining = deadline - performance.now();
+    const remaining = deadline - clock.now();
     try {
       await transport.getJson('/version', {
         accept: 'application/json',
@@ -200,7 +205,7 @@ export async function reachApiserver(transport: KubeTransport, o: ReachOptions):
         );
       }
       const reason = apiErrorMessage(err);
-      const delayMs = Math.min(backoff.next(), deadline - performance.now());
+      const delayMs = Math.min(backoff.next(), deadline - clock.now());
       if (delayMs <= 0) {
         throw new Error(
           `cannot reach the apiserver at ${server} (${reason}) after ${attempt} attempt${attempt === 1 ? '' : 's'} in ${Math.round(o.timeoutMs / 1000)}s: check the kubeconfig's server address and that the apiserver is up, or raise --startup-timeout`,
@@ -211,7 +216,7 @@ export async function reachApiserver(transport: KubeTransport, o: ReachOptions):
         { server, attempt, retryInMs: delayMs, error: reason },
         'the apiserver does not answer yet; retrying until --startup-timeout',
       );
-      await sleep(delayMs, o.signal);
+      await sleep(clock, delayMs, o.signal);
     }
   }
 }

@@ -8,6 +8,8 @@
 // (resourceVersion): of two candidates racing for an expired Lease, one gets 409 and stays a standby.
 import { V1MicroTime, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { systemClock } from '../clock.ts';
+import type { Clock } from '../clock.ts';
 import { apiErrorMessage, isConflict, isNotFound } from './client.ts';
 
 export interface LeaderElectionOptions {
@@ -21,7 +23,8 @@ export interface LeaderElectionOptions {
   logger: Logger;
   onStartedLeading: () => void;
   onStoppedLeading: () => void;
-  now?: () => number;
+  /** Times the renewals, the expiry of another's Lease and the renew deadline. Default systemClock. */
+  clock?: Clock;
 }
 
 export class LeaderElector {
@@ -33,18 +36,18 @@ export class LeaderElector {
   private previousReadAt: number | undefined;
   /** When the Lease another replica holds expires as this replica counts; undefined when not held. */
   private heldUntil: number | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTick: (() => void) | undefined;
   /** The write of the Lease under way, if any: settles, never rejects. */
   private writing: Promise<void> | undefined;
-  private stepDownTimer: NodeJS.Timeout | undefined;
+  private cancelStepDown: (() => void) | undefined;
   /** A write of the Lease was sent: only then can it name this replica. */
   private wrote = false;
   private readonly o: LeaderElectionOptions;
-  private readonly now: () => number;
+  private readonly clock: Clock;
 
   constructor(o: LeaderElectionOptions) {
     this.o = o;
-    this.now = o.now ?? Date.now;
+    this.clock = o.clock ?? systemClock;
   }
 
   get isLeader(): boolean {
@@ -58,8 +61,8 @@ export class LeaderElector {
   /** Stops trying; a leader hands the Lease back so a standby takes over at once, not after expiry. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
-    clearTimeout(this.stepDownTimer);
+    this.cancelTick?.();
+    this.cancelStepDown?.();
     // A renewal still in flight would otherwise land after the hand-back and hold the Lease again for a
     // whole lease duration; it may also have just taken the Lease, so the hand-back does not depend on
     // this.leading but on who the Lease names. A read in flight is not waited for: no write follows it
@@ -99,24 +102,25 @@ export class LeaderElector {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- stop() may run during the await
     if (this.stopped) return;
     if (acquired) {
-      this.lastRenew = this.now();
+      this.lastRenew = this.clock.now();
       if (!this.leading) this.setLeading(true);
       // Step down at the renew deadline itself, not at the next tick after it (which a hung request
       // delays): a standby may take over a lease duration after the last renewal, so the margin holds.
-      clearTimeout(this.stepDownTimer);
-      this.stepDownTimer = setTimeout(() => {
+      this.cancelStepDown?.();
+      this.cancelStepDown = this.clock.after(this.o.renewDeadlineMs + 1, () => {
         this.stepDownIfLate();
-      }, this.o.renewDeadlineMs + 1);
+      });
     } else {
       this.stepDownIfLate();
     }
     // A standby tries again the moment the Lease it saw expires, not up to a retry period after.
-    const untilExpiry = this.heldUntil === undefined ? Infinity : Math.max(0, this.heldUntil - this.now());
-    this.timer = setTimeout(() => void this.tick(), Math.min(this.o.retryPeriodMs, untilExpiry));
+    const untilExpiry =
+      this.heldUntil === undefined ? Infinity : Math.max(0, this.heldUntil - this.clock.now());
+    this.cancelTick = this.clock.after(Math.min(this.o.retryPeriodMs, untilExpiry), () => void this.tick());
   }
 
   private stepDownIfLate(): void {
-    if (this.stopped || !this.leading || this.now() - this.lastRenew <= this.o.renewDeadlineMs) return;
+    if (this.stopped || !this.leading || this.clock.now() - this.lastRenew <= this.o.renewDeadlineMs) return;
     this.o.logger.error(
       { lease: this.leaseName() },
       'could not renew the Lease in time: no longer the leader',
@@ -135,7 +139,7 @@ export class LeaderElector {
   }
 
   private spec(transitions: number, acquireTime: V1MicroTime | undefined): V1Lease['spec'] {
-    const now = new V1MicroTime(this.now());
+    const now = new V1MicroTime(this.clock.now());
     return {
       holderIdentity: this.o.identity,
       leaseDurationSeconds: Math.ceil(this.o.leaseDurationMs / 1000),
@@ -165,7 +169,7 @@ export class LeaderElector {
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { api, namespace, name, identity } = this.o;
     this.heldUntil = undefined;
-    const readAt = this.now();
+    const readAt = this.clock.now();
     const previousReadAt = this.previousReadAt ?? readAt;
     this.previousReadAt = readAt;
     let lease: V1Lease;
@@ -196,7 +200,7 @@ export class LeaderElector {
       this.observed = { holder, renewTime, at: Math.max(previousReadAt, readAt - this.o.retryPeriodMs) };
     }
     const durationMs = (spec.leaseDurationSeconds ?? 0) * 1000;
-    const held = holder !== '' && holder !== identity && this.observed.at + durationMs > this.now();
+    const held = holder !== '' && holder !== identity && this.observed.at + durationMs > this.clock.now();
     if (held) {
       this.heldUntil = this.observed.at + durationMs;
       return false;

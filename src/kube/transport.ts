@@ -12,6 +12,8 @@ import http from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { systemClock } from '../clock.ts';
+import type { Clock } from '../clock.ts';
 
 export interface GetOptions {
   /** The Accept header: JSON, or a metadata-only projection of it. */
@@ -47,12 +49,18 @@ export class SilenceError extends Error {
   }
 }
 
+export interface TransportOptions {
+  /** Times the silence watchdog and dates Retry-After. Default systemClock. */
+  readonly clock?: Clock;
+}
+
 /** One KubeConfig's current cluster, reached with its credentials. One per process, like the API clients. */
 export class KubeTransport {
   readonly #kc: KubeConfig;
   readonly #base: string;
+  readonly #clock: Clock;
 
-  constructor(kc: KubeConfig) {
+  constructor(kc: KubeConfig, opts: TransportOptions = {}) {
     const cluster = kc.getCurrentCluster();
     if (cluster === null) {
       throw new Error(
@@ -60,6 +68,7 @@ export class KubeTransport {
       );
     }
     this.#kc = kc;
+    this.#clock = opts.clock ?? systemClock;
     // A server URL may carry a path prefix (an API proxy): requests go below it.
     this.#base = cluster.server.replace(/\/+$/, '');
   }
@@ -106,7 +115,7 @@ export class KubeTransport {
         headers: { ...headers, Accept: options.accept },
         signal: options.signal,
       });
-      const watchdog = new Watchdog(options.silenceMs, (err) => request.destroy(err));
+      const watchdog = new Watchdog(this.#clock, options.silenceMs, (err) => request.destroy(err));
       request.on('socket', (socket) => {
         // Keepalive probes find a dead peer on an idle socket even between requests of a pooled agent.
         socket.setKeepAlive(true, 30_000);
@@ -122,7 +131,7 @@ export class KubeTransport {
           resolve({ response, watchdog });
           return;
         }
-        readStatusError(response, status).then(
+        readStatusError(response, status, this.#clock.now()).then(
           (err) => {
             watchdog.stop();
             reject(err);
@@ -183,7 +192,11 @@ function closeError(watchdog: Watchdog, response: IncomingMessage): Error {
 }
 
 /** Reads (at most 64 KiB of) a failed answer's body for the Status message; never returns object data. */
-async function readStatusError(response: IncomingMessage, status: number): Promise<ApiStatusError> {
+async function readStatusError(
+  response: IncomingMessage,
+  status: number,
+  now: number,
+): Promise<ApiStatusError> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of response) {
@@ -206,11 +219,11 @@ async function readStatusError(response: IncomingMessage, status: number): Promi
   } catch {
     // Not a Status object (a proxy's HTML page, say): the status line is all there is to say.
   }
-  return new ApiStatusError(status, message, reason, retryAfterMs(response.headers));
+  return new ApiStatusError(status, message, reason, retryAfterMs(response.headers, now));
 }
 
 /** Retry-After as seconds or as an HTTP date, in milliseconds from now. */
-export function retryAfterMs(headers: IncomingHttpHeaders, now = Date.now()): number | undefined {
+export function retryAfterMs(headers: IncomingHttpHeaders, now: number): number | undefined {
   const value = headers['retry-after'];
   if (value === undefined || value.trim() === '') return undefined;
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
@@ -219,12 +232,14 @@ export function retryAfterMs(headers: IncomingHttpHeaders, now = Date.now()): nu
 }
 
 class Watchdog {
+  readonly #clock: Clock;
   readonly #ms: number;
   readonly #onSilence: (err: SilenceError) => void;
-  #timer: NodeJS.Timeout | undefined;
+  #cancel: (() => void) | undefined;
   error: SilenceError | undefined;
 
-  constructor(ms: number, onSilence: (err: SilenceError) => void) {
+  constructor(clock: Clock, ms: number, onSilence: (err: SilenceError) => void) {
+    this.#clock = clock;
     this.#ms = ms;
     this.#onSilence = onSilence;
     this.poke();
@@ -232,16 +247,15 @@ class Watchdog {
 
   poke(): void {
     if (this.error !== undefined) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
+    this.#cancel?.();
+    this.#cancel = this.#clock.after(this.#ms, () => {
       this.error = new SilenceError(this.#ms);
       this.#onSilence(this.error);
-    }, this.#ms);
-    this.#timer.unref();
+    });
   }
 
   stop(): void {
-    clearTimeout(this.#timer);
+    this.#cancel?.();
   }
 }
 

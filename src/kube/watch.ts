@@ -29,9 +29,11 @@
  * ConfigMaps and Secrets so their data never crosses the wire unless someone consumes it (see
  * src/sync/config-cache.ts). Every restart is counted in `wave_watch_restarts_total{resource,reason}`.
  */
+import { sleep, systemClock } from '../clock.ts';
+import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { Backoff, sleep } from './backoff.ts';
+import { Backoff } from './backoff.ts';
 import { apiErrorMessage } from './client.ts';
 import type { BackoffOptions } from './backoff.ts';
 import { ApiStatusError, SilenceError } from './transport.ts';
@@ -134,6 +136,8 @@ export interface ReflectorOptions<T> {
   readonly maxRetryAfterMs?: number;
   /** Randomness for the server timeout; tests pass a fixed one. Default Math.random. */
   readonly random?: () => number;
+  /** Times the pauses and how long a watch lived. Default systemClock. */
+  readonly clock?: Clock;
 }
 
 interface Stored<T> {
@@ -169,6 +173,7 @@ export class Reflector<T> {
   readonly #maxRetryAfterMs: number;
   readonly #random: () => number;
   readonly #backoff: Backoff;
+  readonly #clock: Clock;
   readonly #abort = new AbortController();
   #store = new Map<string, Stored<T>>();
   #resourceVersion = '';
@@ -192,6 +197,7 @@ export class Reflector<T> {
     this.#maxRetryAfterMs = opts.maxRetryAfterMs ?? 600_000;
     this.#random = opts.random ?? Math.random;
     this.#backoff = new Backoff(opts.backoff);
+    this.#clock = opts.clock ?? systemClock;
     this.#logger = opts.logger.child({
       resource: opts.resource.plural,
       ...(opts.namespace === undefined ? {} : { namespace: opts.namespace }),
@@ -264,33 +270,33 @@ export class Reflector<T> {
           const { reason, delayMs } = this.#classify(err);
           if (reason === 'gone') needList = true;
           this.#restart(reason, delayMs, err);
-          await sleep(delayMs, signal);
+          await sleep(this.#clock, delayMs, signal);
           continue;
         }
       }
-      const startedAt = performance.now();
+      const startedAt = this.#clock.now();
       try {
         await this.#watch(signal);
         if (this.#stopping()) break;
-        if (performance.now() - startedAt >= this.#minHealthyWatchMs) {
+        if (this.#clock.now() - startedAt >= this.#minHealthyWatchMs) {
           this.#backoff.reset();
           this.#restart('closed', 0);
         } else {
           const delayMs = this.#backoff.next();
           this.#restart('early_close', delayMs);
-          await sleep(delayMs, signal);
+          await sleep(this.#clock, delayMs, signal);
         }
       } catch (err) {
         if (this.#stopping()) break;
         // A failure after a healthy watch starts a new series: the first retry comes quickly.
-        if (performance.now() - startedAt >= this.#minHealthyWatchMs) {
+        if (this.#clock.now() - startedAt >= this.#minHealthyWatchMs) {
           this.#backoff.reset();
           this.#lastRestart = undefined;
         }
         const { reason, delayMs } = this.#classify(err);
         if (reason === 'gone') needList = true;
         this.#restart(reason, delayMs, err);
-        await sleep(delayMs, signal);
+        await sleep(this.#clock, delayMs, signal);
       }
     }
   }

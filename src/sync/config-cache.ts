@@ -576,6 +576,7 @@ export interface ConfigWatches {
  */
 export function watchConfigMetadata(opts: {
   readonly transport: KubeTransport;
+  readonly clock?: Clock;
   readonly cache: ConfigCache;
   readonly namespaces?: readonly string[];
   readonly logger: Logger;
@@ -589,6 +590,7 @@ export function watchConfigMetadata(opts: {
         new Reflector<ChildMeta>({
           ...opts.tuning,
           transport: opts.transport,
+          ...(opts.clock === undefined ? {} : { clock: opts.clock }),
           resource: kind === 'ConfigMap' ? configMapsResource : secretsResource,
           ...(namespace === undefined ? {} : { namespace }),
           metadataOnly: true,

@@ -165,6 +165,7 @@ export class SyncLoop implements WorkloadReader {
     const { transport, logger, metrics, namespaces } = this.#o;
     this.#configWatches = watchConfigMetadata({
       transport,
+      clock: this.#clock,
       cache: this.#cache,
       logger,
       metrics,
@@ -178,6 +179,7 @@ export class SyncLoop implements WorkloadReader {
             transport,
             resource: { group: kind.group, version: kind.version, plural: kind.plural, kind: kind.kind },
             ...(namespace === undefined ? {} : { namespace }),
+            clock: this.#clock,
             transform: (raw) => cachedWorkload(raw, kind),
             handler: (event) => {
               this.#onWorkload(event);

@@ -3,6 +3,7 @@
 // back once the first pass is over. Each item carries the triggers (which ConfigMap/Secret changed)
 // merged while queued, so the Event of the rollout can say why.
 import type { Clock } from '../clock.ts';
+import { Backoff } from '../kube/backoff.ts';
 
 export interface QueueOptions<T> {
   /** Delay before a newly added item is handed out; later adds within the window join it. */
@@ -10,9 +11,11 @@ export interface QueueOptions<T> {
   clock: Clock;
   /** The item's identity; items with one key are one work item. Default: the item itself as a string. */
   key?: (item: T) => string;
-  /** Retry backoff: base * 2^(failures-1), at most max. */
+  /** Retry backoff, the process's one Backoff: about base * 2^(failures-1), at most max, with jitter. */
   retryBaseMs?: number;
   retryMaxMs?: number;
+  /** The backoff's source of randomness; tests pass a fixed one. */
+  random?: () => number;
 }
 
 export interface WorkItem<T> {
@@ -41,7 +44,7 @@ export class WorkQueue<T = string> {
   private readonly processing = new Set<string>();
   /** Added while processing: scheduled again (with these triggers and delay) when the pass ends. */
   private readonly again = new Map<string, Again<T>>();
-  private readonly failures = new Map<string, number>();
+  private readonly failures = new Map<string, Backoff>();
   private readonly takers: ((item: WorkItem<T> | undefined) => void)[] = [];
   private closed = false;
   private readonly opts: QueueOptions<T>;
@@ -119,10 +122,16 @@ export class WorkQueue<T = string> {
    */
   retry(item: T, triggers: ReadonlySet<string>): number {
     const key = this.keyOf(item);
-    const failures = (this.failures.get(key) ?? 0) + 1;
-    this.failures.set(key, failures);
-    const base = this.opts.retryBaseMs ?? 500;
-    const backoff = Math.min(base * 2 ** (failures - 1), this.opts.retryMaxMs ?? 60_000);
+    let failures = this.failures.get(key);
+    if (failures === undefined) {
+      failures = new Backoff({
+        initialMs: this.opts.retryBaseMs ?? 500,
+        maxMs: this.opts.retryMaxMs ?? 60_000,
+        ...(this.opts.random === undefined ? {} : { random: this.opts.random }),
+      });
+      this.failures.set(key, failures);
+    }
+    const backoff = failures.next();
     const delay = Math.min(backoff, this.again.get(key)?.delayMs ?? backoff);
     this.requeue(item, triggers, delay);
     return delay;

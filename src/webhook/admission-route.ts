@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Clock } from '../clock.ts';
 import type { AdmissionErrorCause, Metrics } from '../metrics.ts';
 import { allowed, allowedWithPatch, objectName, parseAdmissionReview } from './admission-review.ts';
 import type { AdmissionRequestV1, AdmissionReviewResponse, JsonPatchOp } from './admission-review.ts';
@@ -24,6 +25,8 @@ export interface AdmissionRouteOptions {
   readonly admit: Admit;
   readonly metrics: Metrics;
   readonly admitTimeoutMs: number;
+  /** Times the deadline (not the latency metric, which is real time whatever the clock). */
+  readonly clock: Clock;
 }
 
 interface Outcome {
@@ -99,11 +102,11 @@ export function admissionRoute(app: FastifyInstance, opts: AdmissionRouteOptions
 
 async function decide(review: AdmissionRequestV1, opts: AdmissionRouteOptions): Promise<Outcome> {
   const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
+  let cancel: (() => void) | undefined;
   const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
+    cancel = opts.clock.after(opts.admitTimeoutMs, () => {
       reject(new AdmitDeadlineError(`admit did not answer within ${opts.admitTimeoutMs} ms`));
-    }, opts.admitTimeoutMs);
+    });
   });
   try {
     const result = await Promise.race([opts.admit(review, controller.signal), deadline]);
@@ -125,6 +128,6 @@ async function decide(review: AdmissionRequestV1, opts: AdmissionRouteOptions): 
       failure: { cause, err },
     };
   } finally {
-    clearTimeout(timer);
+    cancel?.();
   }
 }

@@ -1,6 +1,8 @@
 import { LogController, fastify } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Server as TlsServer } from 'node:tls';
+import { systemClock } from '../clock.ts';
+import type { Clock } from '../clock.ts';
 import { installJsonErrors } from '../http/errors.ts';
 import { installJsonBodyParser } from '../http/json-body.ts';
 import type { Logger } from '../log.ts';
@@ -38,6 +40,8 @@ export interface WebhookServerOptions {
   readonly bodyLimit?: number;
   /** Deadline for `admit`; past it the request is allowed unchanged. Default 3000. */
   readonly admitTimeoutMs?: number;
+  /** Times the admit deadline. Default systemClock. */
+  readonly clock?: Clock;
   /** Longest time to receive a whole request (slow clients get 408). Default 10000. */
   readonly requestTimeoutMs?: number;
   readonly keepAliveTimeoutMs?: number;
@@ -103,6 +107,7 @@ export function buildWebhookServer(opts: WebhookServerOptions): FastifyInstance 
     admit: opts.admit,
     metrics: opts.metrics,
     admitTimeoutMs,
+    clock: opts.clock ?? systemClock,
   });
   return app;
 }

@@ -3,6 +3,8 @@ import { createSecureContext } from 'node:tls';
 import type { SecureContextOptions } from 'node:tls';
 import { CertificateError, keyMatchesCert, parseCert } from '../certs/pki.ts';
 import type { CertificateInfo } from '../certs/pki.ts';
+import { systemClock } from '../clock.ts';
+import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { errorMessage } from '../errors.ts';
@@ -52,6 +54,8 @@ export interface TlsFileSourceOptions {
   readonly metrics?: Metrics;
   /** How often to compare the files with what is served. Default 2000. */
   readonly pollIntervalMs?: number;
+  /** Times the polls and says what "now" is for isServable. Default systemClock. */
+  readonly clock?: Clock;
 }
 
 export type ReloadResult = 'unchanged' | 'applied' | 'rejected';
@@ -66,14 +70,16 @@ export type ReloadResult = 'unchanged' | 'applied' | 'rejected';
  */
 export class TlsFileSource implements TlsSource {
   readonly #opts: TlsFileSourceOptions;
+  readonly #clock: Clock;
   readonly #subscribers = new Set<(material: LoadedTlsMaterial) => void>();
   #material: LoadedTlsMaterial;
   #rejected: string | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #cancelPoll: (() => void) | undefined;
   #polling: Promise<ReloadResult> | undefined;
 
   private constructor(opts: TlsFileSourceOptions, material: LoadedTlsMaterial) {
     this.#opts = opts;
+    this.#clock = opts.clock ?? systemClock;
     this.#material = material;
     this.#recordExpiry();
   }
@@ -106,7 +112,7 @@ export class TlsFileSource implements TlsSource {
   }
 
   /** True while a certificate is loaded and `now` lies inside its validity window. */
-  isServable(now: Date = new Date()): boolean {
+  isServable(now: Date = new Date(this.#clock.now())): boolean {
     const { notBefore, notAfter } = this.#material.info;
     return notBefore <= now && now < notAfter;
   }
@@ -185,14 +191,19 @@ export class TlsFileSource implements TlsSource {
   }
 
   #startPolling(): void {
-    if (this.#timer !== undefined) return;
-    this.#timer = setInterval(() => void this.reload(), this.#opts.pollIntervalMs ?? 2000);
-    this.#timer.unref();
+    if (this.#cancelPoll !== undefined) return;
+    const intervalMs = this.#opts.pollIntervalMs ?? 2000;
+    // Re-armed before the poll, as setInterval would: a slow read delays no later poll.
+    const poll = () => {
+      this.#cancelPoll = this.#clock.after(intervalMs, poll);
+      void this.reload();
+    };
+    this.#cancelPoll = this.#clock.after(intervalMs, poll);
   }
 
   #stopPolling(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#cancelPoll?.();
+    this.#cancelPoll = undefined;
   }
 }
 

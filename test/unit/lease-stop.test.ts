@@ -5,13 +5,14 @@ import { ApiException } from '@kubernetes/client-node';
 import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
 import { LeaderElector } from '../../src/kube/lease.ts';
 import { createLogger } from '../../src/log.ts';
+import { FakeClock } from './support/fake-clock.ts';
 
 interface Calls {
   read: number;
   replace: number;
 }
 
-/** An elector whose Lease API is `api`: only the methods a test scripts. */
+/** An elector whose Lease API is `api`: only the methods a test scripts. Its clock never moves: no retry. */
 function elector(api: Record<string, unknown>) {
   return new LeaderElector({
     api: api as unknown as CoordinationV1Api,
@@ -24,6 +25,7 @@ function elector(api: Record<string, unknown>) {
     logger: createLogger({ level: 'silent' }),
     onStartedLeading: () => undefined,
     onStoppedLeading: () => undefined,
+    clock: new FakeClock(),
   });
 }
 

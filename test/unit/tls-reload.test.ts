@@ -8,6 +8,7 @@ import { Metrics } from '../../src/metrics.ts';
 import { buildWebhookServer, mutatePath } from '../../src/webhook/server.ts';
 import { TlsFileSource } from '../../src/webhook/tls.ts';
 import { secretVolume } from '../support/secret-volume.ts';
+import { FakeClock } from './support/fake-clock.ts';
 
 const now = new Date();
 const ca = createCA({ commonName: 'wave-test-ca', validityDays: 30, now });
@@ -100,7 +101,8 @@ t.test('a renewed certificate is served to new connections while open ones keep 
     destination: { write: (line: string) => void lines.push(line) },
   });
   const metrics = new Metrics({ defaultMetrics: false });
-  const source = await TlsFileSource.load({ ...volume, logger, metrics, pollIntervalMs: 100 });
+  const clock = new FakeClock(now.getTime());
+  const source = await TlsFileSource.load({ ...volume, logger, metrics, pollIntervalMs: 100, clock });
   const app = buildWebhookServer({
     https: source,
     logger,
@@ -120,6 +122,9 @@ t.test('a renewed certificate is served to new connections while open ones keep 
   t.equal(await expiry(), parseCert(certA.certPem).notAfter.getTime() / 1000, 'the expiry gauge shows A');
 
   await volume.publish({ 'tls.crt': certB.certPem, 'tls.key': certB.keyPem });
+  await clock.advanceBy(99);
+  t.equal(await presentedSerial(port), serial(certA), 'A until the next poll');
+  await clock.advanceBy(1);
   await eventually('a new handshake presents B', async () => (await presentedSerial(port)) === serial(certB));
 
   const onOldConnection = await post(agent, port);
@@ -135,7 +140,7 @@ t.test('a renewed certificate is served to new connections while open ones keep 
     { code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' },
     'TLS 1.1 is still refused after the reload',
   );
-  t.equal(source.isServable(), true);
+  t.equal(source.isServable(), true, 'B is inside its validity window on the clock');
 });
 
 t.test('invalid or half-written files keep the current certificate and are reported once', async (t) => {
@@ -149,7 +154,8 @@ t.test('invalid or half-written files keep the current certificate and are repor
     destination: { write: (line: string) => void lines.push(line) },
   });
   const metrics = new Metrics({ defaultMetrics: false });
-  const source = await TlsFileSource.load({ ...volume, logger, metrics, pollIntervalMs: 50 });
+  const clock = new FakeClock();
+  const source = await TlsFileSource.load({ ...volume, logger, metrics, pollIntervalMs: 50, clock });
   const app = buildWebhookServer({
     https: source,
     logger,
@@ -174,8 +180,13 @@ t.test('invalid or half-written files keep the current certificate and are repor
   ];
   for (const [index, bad] of badPairs.entries()) {
     await volume.publish(bad.files);
+    await clock.advanceBy(50);
     await eventually(`${bad.name} is reported`, () => Promise.resolve(rejections() === index + 1));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (let poll = 0; poll < 4; poll++) {
+      await clock.advanceBy(50);
+      // Joins the read the poll started, so the next step begins after it.
+      await source.reload();
+    }
     t.equal(rejections(), index + 1, `${bad.name} is logged once although polled several times`);
     t.equal(await presentedSerial(port), serial(certA), `${bad.name}: A is still served`);
     t.equal(source.current().cert, certA.certPem);
@@ -186,6 +197,7 @@ t.test('invalid or half-written files keep the current certificate and are repor
   t.equal(reloads.values.find((v) => v.labels.result === 'rejected')?.value, badPairs.length);
 
   await volume.publish({ 'tls.crt': certB.certPem, 'tls.key': certB.keyPem });
+  await clock.advanceBy(50);
   await eventually(
     'the repaired pair is served',
     async () => (await presentedSerial(port)) === serial(certB),
@@ -209,8 +221,12 @@ t.test('a certificate outside its validity window is not servable', async (t) =>
   const volume = await secretVolume();
   t.teardown(volume.remove);
   await volume.publish({ 'tls.crt': certA.certPem, 'tls.key': certA.keyPem });
-  const source = await TlsFileSource.load({ ...volume, logger: createLogger({ level: 'silent' }) });
   const { notBefore, notAfter } = parseCert(certA.certPem);
+  const clock = new FakeClock(notAfter.getTime() - 1);
+  const source = await TlsFileSource.load({ ...volume, logger: createLogger({ level: 'silent' }), clock });
+  t.equal(source.isServable(), true, 'servable 1 ms before its notAfter, by default as the clock reads');
+  clock.advance(1);
+  t.equal(source.isServable(), false, 'not at its notAfter');
   t.equal(source.isServable(new Date(notBefore.getTime() + 1000)), true);
   t.equal(source.isServable(new Date(notBefore.getTime() - 1000)), false);
   t.equal(source.isServable(notAfter), false);

@@ -4,8 +4,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Backoff, sleep } from '../../src/kube/backoff.ts';
+import { sleep } from '../../src/clock.ts';
+import { Backoff } from '../../src/kube/backoff.ts';
 import { ApiStatusError, KubeTransport, LineSplitter, retryAfterMs } from '../../src/kube/transport.ts';
+import { FakeClock } from './support/fake-clock.ts';
 
 t.test('lines are split wherever chunks break them, even inside a UTF-8 character', (t) => {
   const text = '{"a":"ü"}\n\n{"b":"名前"}\n{"c":1}\n{"partial"';
@@ -55,14 +57,24 @@ t.test('the backoff doubles from its initial delay to its cap, with jitter in th
   t.end();
 });
 
-t.test('sleep ends early when its signal aborts', async (t) => {
+t.test('sleep ends when its time has passed on its clock, or as soon as its signal aborts', async (t) => {
+  const clock = new FakeClock();
+  let woke = false;
+  const sleeping = sleep(clock, 10_000).then(() => (woke = true));
+  await clock.advanceBy(9_999);
+  t.notOk(woke, 'still asleep 1 ms before its time');
+  await clock.advanceBy(1);
+  t.ok(woke, 'awake at its time');
+  await sleeping;
+
   const controller = new AbortController();
-  const started = performance.now();
-  setTimeout(() => {
-    controller.abort();
-  }, 20);
-  await sleep(10_000, controller.signal);
-  t.ok(performance.now() - started < 1_000);
+  const aborted = sleep(clock, 10_000, controller.signal);
+  t.same(clock.pending, [10_000]);
+  controller.abort();
+  await aborted;
+  t.same(clock.pending, [], 'the abort resolved it without the clock moving, and cancelled its timer');
+  await sleep(clock, 10_000, controller.signal);
+  t.same(clock.pending, [], 'an aborted signal resolves at once');
 });
 
 t.test('a failed answer becomes an ApiStatusError with the Status message, never the body', async (t) => {

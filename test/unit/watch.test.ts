@@ -1,5 +1,7 @@
 // The reflector against a scripted fake apiserver: every network condition it promises to survive,
-// produced on demand. Timeouts and backoffs are scaled down to milliseconds; the logic is the same.
+// produced on demand. The reflector and its transport run on a fake clock the tests step, so pauses,
+// backoff growth and silence timeouts are asserted to the millisecond and no test sleeps to count
+// requests; only the HTTP itself is real, and waiting for it is waiting for I/O, not for time.
 import t from 'tap';
 import type { Test } from 'tap';
 import { KubeTransport } from '../../src/kube/transport.ts';
@@ -9,7 +11,8 @@ import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { waitFor } from '../support/cluster.ts';
 import { FakeApiServer, configMap, listPage } from '../support/fake-apiserver.ts';
-import type { Responder, WatchStream } from '../support/fake-apiserver.ts';
+import type { FakeRequest, Responder, WatchStream } from '../support/fake-apiserver.ts';
+import { FakeClock } from './support/fake-clock.ts';
 
 interface Item {
   readonly name: string;
@@ -24,7 +27,13 @@ async function harness(
   /** Called after each delivered event is recorded, from inside the reflector's handler. */
   onEvent?: (event: WatchEvent<Item>) => void,
 ) {
-  const server = await FakeApiServer.start(respond);
+  const clock = new FakeClock();
+  /** When each request arrived, on the fake clock. */
+  const arrivals = new Map<FakeRequest, number>();
+  const server = await FakeApiServer.start((request, response) => {
+    arrivals.set(request, clock.now());
+    respond(request, response);
+  });
   const lines: { level: string; msg: string }[] = [];
   const logger = createLogger({
     level: 'debug',
@@ -39,9 +48,11 @@ async function harness(
     namespace: 'ns',
     silenceTimeoutMs: 2_000,
     minHealthyWatchMs: 1_000,
-    backoff: { initialMs: 20, maxMs: 100 },
     ...options,
-    transport: new KubeTransport(server.kubeConfig()),
+    // Half-way jitter: every pause is known in advance (three quarters of its ceiling).
+    backoff: { initialMs: 20, maxMs: 100, random: () => 0.5, ...options.backoff },
+    clock,
+    transport: new KubeTransport(server.kubeConfig(), { clock }),
     transform: (raw, identity) => ({
       name: identity.name,
       resourceVersion: identity.resourceVersion,
@@ -62,7 +73,15 @@ async function harness(
     const metric = await metrics.watchRestarts.get();
     return metric.values.find((value) => value.labels['reason'] === reason)?.value ?? 0;
   };
-  return { server, reflector, events, lines, restarts };
+  const at = (request: FakeRequest | undefined): number => {
+    const time = request === undefined ? undefined : arrivals.get(request);
+    if (time === undefined) throw new Error('no such request');
+    return time;
+  };
+  /** Waits for I/O until the reflector's one timer is a pause of `ms`: it sleeps, nothing in flight. */
+  const pausing = (ms: number) =>
+    until(`a pause of ${ms} ms alone`, () => clock.pending.length === 1 && clock.pending[0] === ms);
+  return { server, reflector, events, lines, restarts, clock, at, pausing };
 }
 
 /** Scripts a list answer and keeps each watch stream open for the test to feed. */
@@ -214,7 +233,8 @@ t.test('410 Gone in the watch stream relists and delivers a synthetic diff: noth
     'the new watch starts at the relist version',
   );
   t.equal(await h.restarts('gone'), 1, 'the restart is counted as gone');
-  t.ok((h.server.lists[1]?.at ?? 0) - (h.server.watches[0]?.at ?? 0) < 500, 'the first 410 relists at once');
+  t.equal(h.clock.now(), 0, 'the first 410 relists at once: the relist came without the clock moving');
+  t.same(h.clock.pending, [2_000], "nothing is armed but the new watch's silence timeout");
 });
 
 t.test('a server that answers every watch with 410 is relisted with growing pauses', async (t) => {
@@ -227,11 +247,23 @@ t.test('a server that answers every watch with 410 is relisted with growing paus
     { backoff: { initialMs: 100, maxMs: 400 } },
   );
   h.reflector.start();
-  await new Promise((resolve) => setTimeout(resolve, 1_200));
-  const lists = h.server.lists;
-  t.ok(lists.length >= 3 && lists.length <= 9, `${lists.length} lists in 1.2 s (a hot loop makes hundreds)`);
-  const firstRelist = (lists[1]?.at ?? 0) - (h.server.watches[0]?.at ?? 0);
-  t.ok(firstRelist < 50, `the first relist came at once (${Math.round(firstRelist)} ms)`);
+  // The first 410 relists at once; each one after waits three quarters of a ceiling doubling to 400.
+  for (const pauseMs of [150, 300, 300]) {
+    await h.pausing(pauseMs);
+    const lists = h.server.lists.length;
+    await h.clock.advanceBy(pauseMs - 1);
+    t.equal(h.server.lists.length, lists, `no relist 1 ms before the end of the ${pauseMs} ms pause`);
+    t.same(h.clock.pending, [1], 'still pausing');
+    await h.clock.advanceBy(1);
+    await until('the relist', () => h.server.lists.length === lists + 1);
+  }
+  await h.pausing(300);
+  t.same(
+    h.server.lists.map((request) => h.at(request)),
+    [0, 0, 150, 450, 750],
+    'lists at 0, at once, then after pauses of 150, 300 and 300 ms (the cap): no hot loop',
+  );
+  t.equal(await h.restarts('gone'), 5, 'every 410 is counted');
   t.same(
     h.events.filter((event) => event.type !== 'synced'),
     [{ type: 'added', key: 'ns/a', object: { name: 'a', resourceVersion: '1', data: {} } }],
@@ -256,6 +288,7 @@ t.test('an HTTP 410 answer to the watch request relists too', async (t) => {
   t.equal(h.server.lists.length, 2, 'listed again');
   t.same(h.events.map(describe), ['added a@1', 'synced initial 1', 'updated a@1->2', 'synced relist 1']);
   t.equal(await h.restarts('gone'), 1);
+  t.equal(h.clock.now(), 0, 'relisted at once');
 });
 
 t.test('an expired continue token restarts the list from the first page', async (t) => {
@@ -309,10 +342,13 @@ t.test('429 waits for Retry-After, not the (much shorter) backoff', async (t) =>
     else streams.push(response.stream());
   });
   h.reflector.start();
-  await until('the second watch', () => streams.length === 1, 5_000);
+  await h.pausing(1000);
+  await h.clock.advanceBy(999);
+  t.equal(h.server.watches.length, 1, 'no watch 1 ms before Retry-After ends');
+  await h.clock.advanceBy(1);
+  await until('the second watch', () => streams.length === 1);
   const [first, second] = h.server.watches;
-  const gap = (second?.at ?? 0) - (first?.at ?? 0);
-  t.ok(gap >= 950, `waited ${Math.round(gap)} ms for Retry-After: 1 (backoff alone is at most 20 ms)`);
+  t.equal(h.at(second) - h.at(first), 1000, 'waited 1000 ms for Retry-After: 1 (the backoff alone is 15 ms)');
   t.equal(second?.query.get('resourceVersion'), '10', 'watched again from where it was');
   t.equal(h.server.lists.length, 1, 'no relist');
   t.equal(await h.restarts('throttled'), 1);
@@ -329,23 +365,56 @@ t.test('watches the server closes at once are retried with growing pauses, not i
   );
   h.reflector.start();
   await h.reflector.whenSynced();
-  const windowStart = performance.now();
-  await new Promise((resolve) => setTimeout(resolve, 1_500));
-  const watches = h.server.watches.filter((request) => request.at >= windowStart - 50);
+  for (const pauseMs of [75, 150, 300, 300]) {
+    await h.pausing(pauseMs);
+    const watches = h.server.watches.length;
+    await h.clock.advanceBy(pauseMs - 1);
+    t.equal(h.server.watches.length, watches, `no watch 1 ms before the end of the ${pauseMs} ms pause`);
+    await h.clock.advanceBy(1);
+    await until('the next watch', () => h.server.watches.length === watches + 1);
+  }
+  await h.pausing(300);
 
-  t.ok(
-    watches.length >= 4 && watches.length <= 10,
-    `${watches.length} watches in 1.5 s (a hot loop makes hundreds)`,
-  );
-  const gaps = h.server.watches.slice(1).map((request, i) => request.at - (h.server.watches[i]?.at ?? 0));
-  t.ok(
-    (gaps.at(-1) ?? 0) >= 190,
-    `the pause grew to ${Math.round(gaps.at(-1) ?? 0)} ms (at least half the 400 ms cap)`,
-  );
-  t.ok((gaps[0] ?? 0) <= 150, `the first pause was short (${Math.round(gaps[0] ?? 0)} ms)`);
+  const gaps = h.server.watches.slice(1).map((request, i) => h.at(request) - h.at(h.server.watches[i]));
+  t.same(gaps, [75, 150, 300, 300], 'the pause grew from 75 ms to the 400 ms cap (jitter at half)');
   t.equal(h.server.lists.length, 1, 'a clean close re-watches without relisting');
   t.ok(h.server.watches.every((request) => request.query.get('resourceVersion') === '10'));
-  t.ok((await h.restarts('early_close')) >= 4);
+  t.equal(await h.restarts('early_close'), 5, 'every early close is counted');
+  t.equal(await h.restarts('closed'), 0);
+});
+
+t.test('a watch that stayed healthy resets the backoff: the next early close pauses briefly', async (t) => {
+  const streams: WatchStream[] = [];
+  const h = await harness(
+    t,
+    (request, response) => {
+      if (!request.watch) {
+        response.json(200, listPage([], '10'));
+        return;
+      }
+      const stream = response.stream();
+      // The third watch stays open until the test ends it; the others end at once.
+      if (h.server.watches.length === 3) streams.push(stream);
+      else stream.end();
+    },
+    { minHealthyWatchMs: 1_000 },
+  );
+  h.reflector.start();
+  for (const pauseMs of [15, 30]) {
+    await h.pausing(pauseMs);
+    await h.clock.advanceBy(pauseMs);
+  }
+  await until('the third watch', () => streams.length === 1);
+  await h.clock.advanceBy(999);
+  const healthyAt = h.clock.now() + 1;
+  await h.clock.advanceBy(1);
+  streams[0]?.end();
+  await until('the fourth watch', () => h.server.watches.length === 4);
+  t.equal(h.at(h.server.watches[3]), healthyAt, 'a watch that lived 1000 ms is re-watched at once');
+  t.equal(await h.restarts('closed'), 1, 'and counted as closed');
+  await until('the pause after the fourth watch', () => h.clock.pending.some((ms) => ms < 2_000));
+  t.same(h.clock.pending, [15], 'the fourth watch, ended at once, pauses the initial 15 ms again, not 60');
+  t.equal(await h.restarts('early_close'), 3);
 });
 
 t.test('a watch that falls silent is abandoned and resumed from the last resourceVersion', async (t) => {
@@ -358,24 +427,37 @@ t.test('a watch that falls silent is abandoned and resumed from the last resourc
   h.reflector.start();
   await until('the first watch', () => streams.length === 1);
   streams[0]?.event('ADDED', configMap('x', '11'));
-  await until('the second watch', () => streams.length === 2, 3_000);
+  await until('the event', () => h.reflector.resourceVersion === '11');
+  await h.clock.advanceBy(299);
+  t.equal(h.server.watches.length, 1, 'still watching after 299 ms of silence');
+  await h.clock.advanceBy(1);
+  await h.pausing(15);
+  await h.clock.advanceBy(15);
+  await until('the second watch', () => streams.length === 2);
   await streams[0]?.closed;
 
   const [first, second] = h.server.watches;
-  const gap = (second?.at ?? 0) - (first?.at ?? 0);
-  t.ok(gap >= 290, `gave up after ${Math.round(gap)} ms of silence`);
+  t.equal(h.at(second) - h.at(first), 315, 'gave up after 300 ms of silence, watched again after 15');
   t.equal(second?.query.get('resourceVersion'), '11', 'resumed from the last event');
   t.equal(h.server.lists.length, 1, 'no relist');
   t.equal(await h.restarts('silence'), 1);
 
   // Bookmarks are bytes: a watch that receives one every 100 ms is alive however quiet its objects are.
   const stream = streams[1] as WatchStream;
-  const timer = setInterval(() => {
-    stream.bookmark('12');
-  }, 100);
-  await new Promise((resolve) => setTimeout(resolve, 900));
-  clearInterval(timer);
+  for (let i = 0; i < 9; i++) {
+    const resourceVersion = String(12 + i);
+    stream.bookmark(resourceVersion);
+    await until(`bookmark ${resourceVersion}`, () => h.reflector.resourceVersion === resourceVersion);
+    await h.clock.advanceBy(100);
+  }
   t.equal(h.server.watches.length, 2, 'bookmarks kept the second watch open for three silence timeouts');
+  // Without them it falls silent like the first; having lived past minHealthyWatchMs, it pauses briefly.
+  await h.clock.advanceBy(200);
+  await h.pausing(15);
+  await h.clock.advanceBy(15);
+  await until('the third watch', () => streams.length === 3);
+  t.equal(h.server.watches[2]?.query.get('resourceVersion'), '20', 'resumed from the last bookmark');
+  t.equal(await h.restarts('silence'), 2);
 });
 
 t.test('a bookmark moves the resourceVersion the next watch starts from, and is not an event', async (t) => {
@@ -418,7 +500,12 @@ t.test('a connection that dies mid-stream is resumed from the last resourceVersi
   streams[0]?.event('ADDED', configMap('x', '11'));
   await until('the event', () => h.events.length === 2);
   streams[0]?.destroy();
+  await h.pausing(15);
+  await h.clock.advanceBy(14);
+  t.equal(h.server.watches.length, 1, 'no reconnect before the pause ends');
+  await h.clock.advanceBy(1);
   await until('the second watch', () => streams.length === 2);
+  t.equal(h.at(h.server.watches[1]), 15, 'reconnected after the 15 ms pause');
   t.equal(h.server.watches[1]?.query.get('resourceVersion'), '11');
   t.equal(await h.restarts('error'), 1);
   t.ok(
@@ -444,8 +531,17 @@ t.test('a list that never answers is abandoned after the silence timeout and ret
     { silenceTimeoutMs: 200 },
   );
   h.reflector.start();
+  await until('the list', () => h.server.lists.length === 1);
+  t.same(h.clock.pending, [200], 'only the silence timeout is armed');
+  await h.clock.advanceBy(199);
+  t.notOk(h.reflector.synced);
+  await h.clock.advanceBy(1);
+  await h.pausing(15);
+  t.equal(h.server.lists.length, 1, 'abandoned after 200 ms; retried after a pause');
+  await h.clock.advanceBy(15);
   await h.reflector.whenSynced();
   t.equal(h.server.lists.length, 2);
+  t.equal(h.at(h.server.lists[1]), 215);
   t.equal(await h.restarts('silence'), 1);
 });
 
@@ -490,7 +586,9 @@ t.test('stop() ends an open watch at once, logs nothing and delivers nothing mor
   await stopping;
   t.ok(performance.now() - started < 200, 'stop() resolved promptly');
   await streams[0]?.closed;
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // Whatever the aborted response still held has been read and dropped by now.
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(h.clock.pending, [], 'no retry and no watchdog left armed');
 
   t.same(
     h.events.map(describe),
@@ -514,10 +612,16 @@ t.test('stop() cuts a backoff pause short', async (t) => {
   );
   h.reflector.start();
   const synced = h.reflector.whenSynced();
-  await until('the first failure', () => h.lines.some((line) => line.level === 'warn'));
+  await h.pausing(45_000);
+  t.ok(
+    h.lines.some((line) => line.level === 'warn'),
+    'the failure is logged',
+  );
   const started = performance.now();
   await h.reflector.stop();
   t.ok(performance.now() - started < 200, 'stop() did not wait out a 30-60 s pause');
+  t.equal(h.clock.now(), 0, 'nor for the clock to move');
+  t.same(h.clock.pending, [], 'the pause is cancelled');
   await t.rejects(synced, /stopped before its first list completed/, 'a waiter for the first sync hears why');
   t.equal(h.server.lists.length, 1);
 });
@@ -529,8 +633,10 @@ t.test('a handler that throws is logged and the watch carries on', async (t) => 
   );
   const lines: string[] = [];
   const seen: string[] = [];
+  const clock = new FakeClock();
   const reflector = new Reflector<string>({
-    transport: new KubeTransport(server.kubeConfig()),
+    transport: new KubeTransport(server.kubeConfig(), { clock }),
+    clock,
     resource: configMapsResource,
     transform: (_raw, identity) => identity.name,
     handler: (event) => {
@@ -563,11 +669,13 @@ t.test('a group watches each namespace and reports synced when all are', async (
     response.json(200, listPage([configMap(`in-${namespace}`, '1', {}, namespace)], '10'));
   });
   const keys: string[] = [];
+  const clock = new FakeClock();
   const group = new ReflectorGroup<string>(
     ['a', 'b'],
     (namespace) =>
       new Reflector<string>({
-        transport: new KubeTransport(server.kubeConfig()),
+        transport: new KubeTransport(server.kubeConfig(), { clock }),
+        clock,
         resource: configMapsResource,
         ...(namespace === undefined ? {} : { namespace }),
         transform: (_raw, identity) => identity.name,
