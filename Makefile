@@ -69,6 +69,12 @@ bench-webhook: node_modules/.package-lock.json
 bench-sync: node_modules/.package-lock.json
 	$(NPM) run -s bench:sync -- $(BENCH_ARGS)
 
+# Failover of two replicas over 2,000 Deployments against a private control plane (bench/README.md), e.g.
+# make bench-failover BENCH_ARGS='--deployments 500'.
+.PHONY: bench-failover
+bench-failover: node_modules/.package-lock.json
+	$(NPM) run -s bench:failover -- $(BENCH_ARGS)
+
 # The control plane and wave in the background, for exploration; make down stops both.
 .PHONY: up down demo
 # The example app rolled by a ConfigMap change, shown as it happens; the cluster stays up (make down).
