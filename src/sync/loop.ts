@@ -260,7 +260,7 @@ export class SyncLoop implements WorkloadReader {
   #enqueueAll(): void {
     for (const store of this.#stores.values()) {
       for (const [, item] of store.entries()) {
-        if (relevant(item)) this.#queue.add(workloadRef(item.workload), undefined, 0);
+        if (relevant(item)) this.#queue.add(workloadRef(item.workload), undefined, 0, true);
       }
     }
     this.#metrics.queueDepth.set(this.#queue.depth);

@@ -27,6 +27,7 @@ export interface WorkItem<T> {
 interface Waiting<T> {
   readonly item: T;
   readyAt: number;
+  background: boolean;
   triggers: Set<string>;
   cancel: () => void;
 }
@@ -40,7 +41,9 @@ interface Again<T> {
 export class WorkQueue<T = string> {
   private readonly waiting = new Map<string, Waiting<T>>();
   private readonly ready: string[] = [];
-  private readonly readyItems = new Map<string, { item: T; triggers: Set<string> }>();
+  /** Ready keys of full passes (takeover, resync): handed out only when no change is ready. */
+  private readonly readyBackground: string[] = [];
+  private readonly readyItems = new Map<string, { item: T; triggers: Set<string>; background: boolean }>();
   private readonly processing = new Set<string>();
   /** Added while processing: scheduled again (with these triggers and delay) when the pass ends. */
   private readonly again = new Map<string, Again<T>>();
@@ -55,8 +58,12 @@ export class WorkQueue<T = string> {
     this.keyOf = opts.key ?? String;
   }
 
-  /** Schedules `item` after the debounce (or `delayMs`); an item already waiting keeps the earlier time. */
-  add(item: T, trigger?: string, delayMs = this.opts.debounceMs): void {
+  /**
+   * Schedules `item` after the debounce (or `delayMs`); an item already waiting keeps the earlier time.
+   * A `background` add (a full pass over every workload) yields to every other ready item, so changes
+   * made around a takeover or a resync do not wait behind thousands of workloads with nothing to do.
+   */
+  add(item: T, trigger?: string, delayMs = this.opts.debounceMs, background = false): void {
     if (this.closed) return;
     const key = this.keyOf(item);
     if (this.processing.has(key)) {
@@ -69,38 +76,51 @@ export class WorkQueue<T = string> {
     const ready = this.readyItems.get(key);
     if (ready !== undefined) {
       if (trigger !== undefined) ready.triggers.add(trigger);
+      if (ready.background && !background) {
+        // Promoted: its place in the background list is skipped when reached.
+        ready.background = false;
+        this.ready.push(key);
+      }
       return;
     }
     const readyAt = this.opts.clock.now() + delayMs;
     const existing = this.waiting.get(key);
     if (existing !== undefined) {
       if (trigger !== undefined) existing.triggers.add(trigger);
+      if (!background) existing.background = false;
       if (readyAt >= existing.readyAt) return;
       existing.cancel();
       this.waiting.delete(key);
     }
     const triggers = existing?.triggers ?? new Set<string>();
     if (trigger !== undefined) triggers.add(trigger);
+    const entry: Waiting<T> = {
+      item,
+      readyAt,
+      triggers,
+      background: background && existing?.background !== false,
+      cancel: () => undefined,
+    };
     if (delayMs <= 0) {
-      this.makeReady(key, item, triggers);
+      this.makeReady(key, item, triggers, entry.background);
       return;
     }
-    const cancel = this.opts.clock.after(delayMs, () => {
+    entry.cancel = this.opts.clock.after(delayMs, () => {
       this.waiting.delete(key);
-      this.makeReady(key, item, triggers);
+      this.makeReady(key, item, triggers, entry.background);
     });
-    this.waiting.set(key, { item, readyAt, triggers, cancel });
+    this.waiting.set(key, entry);
   }
 
   /** The next ready item if there is one now, without waiting. */
   tryNext(): WorkItem<T> | undefined {
-    const key = this.ready.shift();
+    const key = this.nextReadyKey();
     return key === undefined ? undefined : this.take(key);
   }
 
   /** Hands out the next ready item, waiting for one; undefined once the queue is shut down. */
   async next(): Promise<WorkItem<T> | undefined> {
-    const key = this.ready.shift();
+    const key = this.nextReadyKey();
     if (key !== undefined) return this.take(key);
     if (this.closed) return undefined;
     return new Promise((resolve) => this.takers.push(resolve));
@@ -157,7 +177,7 @@ export class WorkQueue<T = string> {
 
   /** Items waiting, ready or being processed. */
   get depth(): number {
-    return this.waiting.size + this.ready.length + this.processing.size;
+    return this.waiting.size + this.readyItems.size + this.processing.size;
   }
 
   shutdown(): void {
@@ -172,15 +192,30 @@ export class WorkQueue<T = string> {
     for (const trigger of triggers) this.add(item, trigger, delayMs);
   }
 
-  private makeReady(key: string, item: T, triggers: Set<string>): void {
+  private makeReady(key: string, item: T, triggers: Set<string>, background: boolean): void {
     if (this.closed) return;
     const taker = this.takers.shift();
-    this.readyItems.set(key, { item, triggers });
+    this.readyItems.set(key, { item, triggers, background });
     if (taker !== undefined) {
       taker(this.take(key));
       return;
     }
-    this.ready.push(key);
+    (background ? this.readyBackground : this.ready).push(key);
+  }
+
+  /** A ready change first, else the next of a full pass; skips keys handed out or promoted meanwhile. */
+  private nextReadyKey(): string | undefined {
+    for (;;) {
+      const key = this.ready.shift();
+      if (key === undefined) break;
+      const entry = this.readyItems.get(key);
+      if (entry !== undefined && !entry.background) return key;
+    }
+    for (;;) {
+      const key = this.readyBackground.shift();
+      if (key === undefined) return undefined;
+      if (this.readyItems.get(key)?.background === true) return key;
+    }
   }
 
   private take(key: string): WorkItem<T> {

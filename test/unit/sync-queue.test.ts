@@ -129,6 +129,28 @@ t.test('items are any value with a key: one work item per key', async (t) => {
   t.equal((await queue.next())?.key, 'StatefulSet/web');
 });
 
+t.test('a full pass yields to changes: a change made during it is handed out next', async (t) => {
+  const clock = new FakeClock();
+  const queue = new WorkQueue({ debounceMs: 200, clock });
+  for (let i = 0; i < 1000; i++) queue.add(`w${String(i)}`, undefined, 0, true);
+  t.equal((await queue.next())?.key, 'w0');
+  queue.done('w0');
+  queue.add('w999', 'ConfigMap shop/changed');
+  clock.advance(200);
+  const next = await queue.next();
+  t.equal(next?.key, 'w999', 'the changed workload jumps the pass');
+  t.same([...(next?.triggers ?? [])], ['ConfigMap shop/changed']);
+  queue.done('w999');
+  const rest: string[] = [];
+  for (let item = queue.tryNext(); item !== undefined; item = queue.tryNext()) {
+    rest.push(item.key);
+    queue.done(item.key);
+  }
+  t.equal(rest.length, 998, 'the pass goes on, without a second look at the changed one');
+  t.equal(rest[0], 'w1', 'in its order');
+  t.equal(queue.depth, 0);
+});
+
 t.test('shutdown releases waiting workers', async (t) => {
   const queue = new WorkQueue({ debounceMs: 0, clock: new FakeClock() });
   const waiting = queue.next();
