@@ -7,7 +7,7 @@ NPM := npm --loglevel=error
 KUBE ?= newest
 export KUBE
 
-.PHONY: all build lint format test test-unit test-integration test-api certs cluster-build cluster-up cluster-down cluster-status clean
+.PHONY: all build lint format test test-unit test-integration test-scale test-api certs cluster-build cluster-up cluster-down cluster-status clean
 
 all: build
 
@@ -33,6 +33,11 @@ test-unit: node_modules/.package-lock.json
 
 test-integration: node_modules/.package-lock.json
 	bash test/run.sh integration
+
+# The long scenarios at scale (failover with 2,000 Deployments, a flapping Secret): minutes each, so CI
+# runs them and `make test` does not.
+test-scale: node_modules/.package-lock.json
+	bash test/run.sh scale
 
 # The integration tests that touch the Kubernetes API surface; CI runs them on KUBE=oldest too.
 test-api: node_modules/.package-lock.json

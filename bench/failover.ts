@@ -1,7 +1,7 @@
 // Failover benchmark: two `wave serve` replicas with leader election over --deployments opted-in
 // Deployments, the leader killed with SIGKILL; the time from its death to the first rollout by the new
 // leader, and the API requests the new leader sends in the window after the takeover. The scenario is
-// test/support/failover.ts, shared with test/integration/failover.test.ts. See bench/README.md.
+// test/support/failover.ts, shared with test/scale/failover.test.ts. See bench/README.md.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';

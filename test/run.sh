@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs the tap suites: `unit`, `integration`, `all`, or `api`: the integration tests that touch the
+# Runs the tap suites: `unit`, `integration`, `all` (both), `scale` (the long scenarios at scale: a
+# failover with 2,000 Deployments, a minute of a flapping Secret; CI runs them, `make test` does not), or
+# `api`: the integration tests that touch the
 # Kubernetes API surface wave depends on (webhook registration and matchConditions, admission, scheduling
 # gates, the sync loop's rollouts, install and the chart), which CI also runs on the oldest supported
 # release (KUBE=oldest). Integration tests get a control plane of their own in .local/test-cluster (never
@@ -16,8 +18,9 @@ case "$suite" in
     paths=()
     for f in control-plane webhook sync install helm; do paths+=("test/integration/$f.test.ts"); done
     ;;
-  all) paths=('test/**/*.test.ts') ;;
-  *) echo "usage: [KUBE=1.37|1.34|newest|oldest] test/run.sh unit|integration|api|all" >&2; exit 2 ;;
+  scale) paths=('test/scale/**/*.test.ts') ;;
+  all) paths=('test/unit/**/*.test.ts' 'test/integration/**/*.test.ts') ;;
+  *) echo "usage: [KUBE=1.37|1.34|newest|oldest] test/run.sh unit|integration|api|scale|all" >&2; exit 2 ;;
 esac
 
 export WAVE_CLUSTER_DIR=${WAVE_CLUSTER_DIR:-$PWD/.local/test-cluster}

@@ -2,6 +2,7 @@
 // of workload references; workers reconcile them while this replica leads. The watches keep the consumer
 // index and the consumed data on every replica, leader or not: a standby is a leader minus the writes,
 // so a new leader starts from the same caches and reads nothing again.
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { optInStatus } from '../core/admission.ts';
 import { jsonEqual } from '../core/json.ts';
 import { workloadKinds } from '../core/kinds.ts';
@@ -127,6 +128,8 @@ export class SyncLoop implements WorkloadReader {
       ...(o.namespaces === undefined ? {} : { namespaces: o.namespaces }),
       onChange: (change) => {
         this.#metrics.configChanges.inc({ kind: change.ref.kind });
+        // A standby keeps its caches and index, not a queue: its takeover pass looks at everything.
+        if (!this.#leading) return;
         // A child whose data was not known before (its first read, or it was absent) is looked at once,
         // without a debounce and without naming it: the workload's first complete pass is what later
         // Events compare against to name the objects that really changed.
@@ -140,6 +143,7 @@ export class SyncLoop implements WorkloadReader {
       // A workload being deleted waits for its children's Wave ownerReferences to go; the warning on the
       // others is withdrawn. Either way, look again when they change.
       onWaveOwnersChanged: (refs) => {
+        if (!this.#leading) return;
         for (const ref of refs) if (relevant(this.get(ref))) this.#queue.add(ref);
       },
     });
@@ -266,7 +270,7 @@ export class SyncLoop implements WorkloadReader {
     this.#metrics.queueDepth.set(this.#queue.depth);
   }
 
-  /** On every replica: the index follows the workload, and the workload is queued when it matters. */
+  /** On every replica the index follows the workload; the leader also queues it when it matters. */
   #onWorkload(event: WatchEvent<CachedWorkload | null>): void {
     if (event.type === 'synced') return;
     const old = event.type === 'added' ? null : event.old;
@@ -277,7 +281,7 @@ export class SyncLoop implements WorkloadReader {
     if (old?.consumed !== undefined || now?.consumed !== undefined) {
       this.#cache.setWorkload(ref, now?.consumed?.children);
     }
-    if (!relevant(old) && !relevant(now)) return;
+    if (!this.#leading || (!relevant(old) && !relevant(now))) return;
     if (event.type === 'updated' && sameForWave(event.old, event.object)) return;
     this.#queue.add(ref);
     this.#metrics.queueDepth.set(this.#queue.depth);
@@ -323,6 +327,9 @@ export class SyncLoop implements WorkloadReader {
       }
       this.#metrics.held.set(this.#reconciler.heldCount);
       this.#metrics.queueDepth.set(this.#queue.depth);
+      // A pass that finds nothing to do never awaits I/O: without a turn of the event loop between
+      // items, a takeover's 2,000 of them would hold back the watch event of a change made meanwhile.
+      await yieldToEventLoop();
     }
   }
 }

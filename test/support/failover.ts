@@ -1,4 +1,4 @@
-// The failover scenario at scale, written once for test/integration/failover.test.ts (which asserts on it)
+// The failover scenario at scale, written once for test/scale/failover.test.ts (which asserts on it)
 // and bench/failover.ts (which prints it): N opted-in Deployments (replicas 0), each consuming its own
 // ConfigMap and one shared Secret through envFrom; two `wave serve` replicas with leader election; once
 // one leads and every Deployment carries a config hash, the leader is killed with SIGKILL, and the new
