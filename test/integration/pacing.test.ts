@@ -22,6 +22,13 @@ const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const paced: PacingOptions = { minIntervalMs: 5_000, maxIntervalMs: 20_000, flappingAfter: 3 };
 const pacedArgs = ['--min-rollout-interval', '5s', '--max-rollout-interval', '20s'];
 const loopArgs = ['--debounce', '200ms', '--max-rollouts-per-second', '0'];
+/**
+ * Pacing of the kill scenarios, slower: rollouts at 0, 8, 16 and 32 s, then 32 s apart. The kill comes
+ * right after the 4th; a restarted node process on a busy 2-core machine may take 20 s to be ready, and
+ * the check means something only if wave leads again before the recorded interval ends.
+ */
+const slow: PacingOptions = { minIntervalMs: 8_000, maxIntervalMs: 32_000, flappingAfter: 3 };
+const slowArgs = ['--min-rollout-interval', '8s', '--max-rollout-interval', '32s'];
 
 interface App {
   readonly name: string;
@@ -366,7 +373,7 @@ async function killDuringFlap(t: Test, mode: 'leader' | 'restart') {
     mode === 'leader'
       ? ['--leader-election-namespace', n.namespace, '--leader-election-id', 'wave-pacing']
       : ['--no-leader-election'];
-  const args = [...loopArgs, ...election, ...pacedArgs];
+  const args = [...loopArgs, ...election, ...slowArgs];
   const start = () => startWave(t, { namespaces: [n.namespace], args, register: false, startTimeoutMs });
   const waves = mode === 'leader' ? [await start(), await start()] : [await start()];
   const leading = async (wave: WaveProcess) => /^wave_leader 1$/m.test(await wave.metrics().catch(() => ''));
@@ -377,7 +384,7 @@ async function killDuringFlap(t: Test, mode: 'leader' | 'restart') {
   await stamped(n);
 
   const w = writer(n.namespace, 'Secret', app.child, 200);
-  // The streak of 4 rollouts in a row: the interval after it is 20 s, longer than a takeover takes.
+  // The streak of 4 rollouts in a row: the interval after it is 32 s, longer than a takeover takes.
   const old = await waitFor(
     'a streak of 4 rollouts',
     async () => {
@@ -399,7 +406,7 @@ async function killDuringFlap(t: Test, mode: 'leader' | 'restart') {
   }
   const takeoverAt = Date.now();
   const rsAtTakeover = (await replicaSets(n.namespace, app.name)).length;
-  const interval = intervalAfter(old.streak, paced);
+  const interval = intervalAfter(old.streak, slow);
   const allowedAt = old.lastRolloutMs + interval;
   t.ok(
     takeoverAt < allowedAt,
