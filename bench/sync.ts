@@ -27,7 +27,7 @@ import { loadAverage, table } from './report.ts';
 const root = fileURLToPath(new URL('../', import.meta.url));
 
 const flags = {
-  scenario: { type: 'string', default: '', help: 'latency, fanout or memory (required)' },
+  scenario: { type: 'string', default: '', help: 'latency, fanout, memory or flap (required)' },
   kubeconfig: {
     type: 'string',
     default: '',
@@ -43,7 +43,19 @@ const flags = {
   deployments: {
     type: 'int',
     default: 0,
-    help: 'fanout: Deployments consuming the one ConfigMap (default 1000); memory: opted-in Deployments (default 2000)',
+    help: 'fanout: Deployments consuming the one ConfigMap (default 1000); memory: opted-in Deployments (default 2000); flap: Deployments consuming the flapping Secret (default 5)',
+  },
+  rate: { type: 'int', default: 5, help: 'flap: updates of the shared Secret per second' },
+  duration: { type: 'duration', default: 60_000, help: 'flap: how long the Secret keeps changing' },
+  'quiet-changes': {
+    type: 'int',
+    default: 20,
+    help: 'flap: quiet workloads, each changed once after a quiet period (latency with defaults)',
+  },
+  runs: {
+    type: 'list',
+    default: ['defaults', 'off'],
+    help: 'flap: one wave run each: defaults (no pacing flags), off (--min-rollout-interval 0)',
   },
   configmaps: { type: 'int', default: 10_000, help: 'memory: small ConfigMaps' },
   secrets: {
@@ -74,7 +86,7 @@ const flags = {
 
 type Options = FlagValues<typeof flags>;
 
-const usage = `Usage: node bench/sync.ts --scenario latency|fanout|memory [options]
+const usage = `Usage: node bench/sync.ts --scenario latency|fanout|memory|flap [options]
 
 Starts \`wave serve\` as a child process against a private control plane (or --kubeconfig) and measures
 its sync loop:
@@ -86,7 +98,13 @@ its sync loop:
   memory   --configmaps, --secrets (--helm-secrets of them large, unconsumed) and --deployments (2000)
            opted-in Deployments created first; then wave starts: time to /readyz, time until all are
            stamped, RSS after sync, wave_cache_bytes
+  flap     --deployments (5) Deployments on one Secret updated --rate (5) times/s for --duration (60s):
+           rollouts (ReplicaSets) per Deployment, one wave run per --runs value (defaults: no pacing
+           flags; off: --min-rollout-interval 0); with defaults also the latency of a single change
+           after a quiet period, over --quiet-changes (20) workloads
 Deployments have replicas 0 (pods are not measured, and thousands would swamp kwok) except in latency.
+A Deployment created before its ConfigMap/Secret is stamped at once by the webhook; flap keeps
+kube-controller-manager running, since it counts the ReplicaSets it makes.
 
 Options:
 ${flagHelp(flags)}
@@ -250,7 +268,13 @@ interface Wave {
 
 const waves = new Set<ChildProcess>();
 
-async function startWave(kubeconfig: string, namespace: string, debounce: string, o: Options): Promise<Wave> {
+async function startWave(
+  kubeconfig: string,
+  namespace: string,
+  debounce: string,
+  o: Options,
+  extra: readonly string[] = [],
+): Promise<Wave> {
   const healthPort = await freePort();
   const args = [
     join(root, 'src/cli/main.ts'),
@@ -276,6 +300,7 @@ async function startWave(kubeconfig: string, namespace: string, debounce: string
     '0',
     '--log-level',
     o['log-level'],
+    ...extra,
   ];
   const startedAt = performance.now();
   // wave's JSON log goes to our stderr, so the tables on stdout stay clean.
@@ -390,6 +415,8 @@ class HashWatch {
   changes = 0;
   /** Changes back to a hash the Deployment carried before, or to none: flapping, which should not happen. */
   revisits = 0;
+  /** performance.now() at the last hash change seen on any Deployment. */
+  lastChangeAt = 0;
 
   constructor(kube: KubeClients, namespace: string) {
     this.reflector = new Reflector<string>({
@@ -404,6 +431,7 @@ class HashWatch {
       handler: (event) => {
         if (event.type === 'updated' && event.old !== event.object) {
           this.changes++;
+          this.lastChangeAt = performance.now();
           if (event.object === '' || this.#seen.get(event.key)?.has(event.object) === true) this.revisits++;
         }
         if (event.type === 'added' || event.type === 'updated') {
@@ -528,7 +556,10 @@ async function latency(run: Run): Promise<void> {
     const cmName = `latency-config-${suffix}`;
     const deployName = `latency-app-${suffix}`;
     const loadBefore = loadAverage();
-    const wave = await startWave(run.kubeconfig, namespace, debounceText, o);
+    // Back-to-back updates of one workload are a flap to the per-workload pacing, which would defer each by
+    // --min-rollout-interval: this scenario measures the loop, so pacing is off (the flap scenario measures
+    // a single change after a quiet period with the defaults).
+    const wave = await startWave(run.kubeconfig, namespace, debounceText, o, ['--min-rollout-interval', '0']);
     const watch = new HashWatch(kube, namespace);
     try {
       const readyMs = await waitReady(wave, o, signal);
@@ -727,6 +758,239 @@ async function fanout(run: Run): Promise<void> {
   }
 }
 
+/** The wave runs of the flap scenario: extra `wave serve` flags. */
+const flapRuns: Record<string, readonly string[]> = {
+  defaults: [],
+  off: ['--min-rollout-interval', '0'],
+};
+
+/** A Deployment (replicas 0) consuming one key of a Secret; a history long enough to count every rollout. */
+function secretDeployment(name: string, secretName: string): V1Deployment {
+  return {
+    metadata: { name, annotations: { [optInAnnotation]: 'true' } },
+    spec: {
+      replicas: 0,
+      revisionHistoryLimit: 100_000,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          containers: [
+            {
+              name: 'app',
+              image: 'registry.example/app:1',
+              env: [{ name: 'V', valueFrom: { secretKeyRef: { name: secretName, key: 'v' } } }],
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** Until the Deployment controller has acted on each Deployment's newest template. */
+async function controllerCaughtUp(run: Run, names: readonly string[]): Promise<void> {
+  const deadline = performance.now() + run.o.timeout;
+  for (;;) {
+    if (run.signal.aborted) throw new Interrupted();
+    const list = await run.kube.apps.listNamespacedDeployment({ namespace: run.namespace });
+    const byName = new Map(list.items.map((d) => [d.metadata?.name ?? '', d]));
+    const behind = names.filter((name) => {
+      const d = byName.get(name);
+      return d === undefined || (d.status?.observedGeneration ?? 0) < (d.metadata?.generation ?? 1);
+    });
+    if (behind.length === 0) return;
+    if (performance.now() > deadline) throw new Error('the Deployment controller did not catch up in time');
+    await sleep(250);
+  }
+}
+
+/** ReplicaSets per Deployment (by the app label). */
+async function replicaSetsByApp(run: Run): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  const list = await run.kube.apps.listNamespacedReplicaSet({ namespace: run.namespace });
+  for (const rs of list.items) {
+    const app = rs.metadata?.labels?.['app'] ?? '';
+    counts.set(app, (counts.get(app) ?? 0) + 1);
+  }
+  return counts;
+}
+
+async function flap(run: Run): Promise<void> {
+  const { kube, namespace, o, signal } = run;
+  const n = o.deployments === 0 ? 5 : o.deployments;
+  const rows: string[][] = [];
+  const latencyRows: string[][] = [];
+  for (const runName of o.runs) {
+    const extra = flapRuns[runName] ?? [];
+    const secretName = `flap-${runName}`;
+    const names = Array.from({ length: n }, (_, i) => `flap-${runName}-${String(i).padStart(3, '0')}`);
+    const quiet = runName === 'defaults' ? o['quiet-changes'] : 0;
+    const quietName = (i: number) => `quiet-${runName}-${String(i).padStart(3, '0')}`;
+    const loadBefore = loadAverage();
+    const wave = await startWave(run.kubeconfig, namespace, '1s', o, extra);
+    const watch = new HashWatch(kube, namespace);
+    try {
+      const readyMs = await waitReady(wave, o, signal);
+      await watch.start();
+      await kube.core.createNamespacedSecret({
+        namespace,
+        body: { metadata: { name: secretName }, stringData: { v: 'initial' } } satisfies V1Secret,
+      });
+      for (const name of names) {
+        await kube.apps.createNamespacedDeployment({ namespace, body: secretDeployment(name, secretName) });
+      }
+      for (let i = 0; i < quiet; i++) {
+        await kube.core.createNamespacedConfigMap({ namespace, body: configMap(quietName(i), { V: '0' }) });
+        await kube.apps.createNamespacedDeployment({
+          namespace,
+          body: deployment(quietName(i), 0, quietName(i)),
+        });
+      }
+      const all = [...names, ...Array.from({ length: quiet }, (_, i) => quietName(i))];
+      await watch.until(() => all.every((name) => watch.hash(name, namespace) !== ''), o.timeout, signal);
+      // One change of each quiet workload, so each has a last rollout (and a pacing record) to be quiet after.
+      const changeQuiet = async (i: number, value: string): Promise<number> => {
+        const before = watch.hash(quietName(i), namespace);
+        await kube.core.replaceNamespacedConfigMap({
+          name: quietName(i),
+          namespace,
+          body: configMap(quietName(i), { V: value }),
+        });
+        const updatedAt = performance.now();
+        const seenAt = await watch.until(
+          () => watch.hash(quietName(i), namespace) !== before,
+          o.timeout,
+          signal,
+        );
+        return seenAt - updatedAt;
+      };
+      for (let i = 0; i < quiet; i++) await changeQuiet(i, '1');
+      const quietSince = performance.now();
+      await controllerCaughtUp(run, names);
+      await waitIdle(wave, 2000, signal, o.timeout);
+      const before = await replicaSetsByApp(run);
+      const rolloutsBefore = sum(await scrape(wave), 'wave_rollouts_total');
+
+      // The flap.
+      const loadAtFlap = loadAverage();
+      const everyMs = 1000 / o.rate;
+      const flapStart = performance.now();
+      let writes = 0;
+      let maxFlapping = 0;
+      let lastGauge = flapStart;
+      while (performance.now() - flapStart < o.duration) {
+        if (signal.aborted) throw new Interrupted();
+        writes++;
+        await kube.core.replaceNamespacedSecret({
+          name: secretName,
+          namespace,
+          body: { metadata: { name: secretName }, stringData: { v: `value-${String(writes)}` } },
+        });
+        if (performance.now() - lastGauge > 1000) {
+          lastGauge = performance.now();
+          maxFlapping = Math.max(maxFlapping, sum(await scrape(wave), 'wave_flapping_workloads'));
+        }
+        await sleep(Math.max(0, flapStart + writes * everyMs - performance.now()));
+      }
+      const flapEnd = performance.now();
+      const flapMs = flapEnd - flapStart;
+      // Past the debounce, every change is rolled or deferred.
+      await sleep(2000);
+      await controllerCaughtUp(run, names);
+      const duringCounts = await replicaSetsByApp(run);
+      // The trailing rollout: until no rollout is deferred (not until the queue is empty: a flapping
+      // workload stays queued for the look that ends its streak, a quiet period later).
+      for (;;) {
+        if (signal.aborted) throw new Interrupted();
+        const metrics = await scrape(wave);
+        maxFlapping = Math.max(maxFlapping, sum(metrics, 'wave_flapping_workloads'));
+        if (sum(metrics, 'wave_rollouts_deferred') === 0) break;
+        if (performance.now() - flapStart > o.timeout) throw new Error('deferred rollouts never happened');
+        await sleep(250);
+      }
+      await sleep(2000);
+      const trailingMs = Math.max(0, watch.lastChangeAt - flapEnd);
+      await controllerCaughtUp(run, names);
+      const afterCounts = await replicaSetsByApp(run);
+      const rollouts = sum(await scrape(wave), 'wave_rollouts_total') - rolloutsBefore;
+      const hashes = new Set(names.map((name) => watch.hash(name, namespace)));
+      const during = names.map((name) => (duringCounts.get(name) ?? 0) - (before.get(name) ?? 0));
+      const total = names.map((name) => (afterCounts.get(name) ?? 0) - (before.get(name) ?? 0));
+      const stats = (values: number[]) =>
+        `${Math.min(...values)}/${(values.reduce((a, b) => a + b, 0) / values.length).toFixed(1)}/${Math.max(...values)}`;
+      rows.push([
+        runName === 'defaults' ? 'defaults' : `off (${extra.join(' ')})`,
+        String(n),
+        `${writes} in ${(flapMs / 1000).toFixed(1)} s`,
+        stats(during),
+        stats(total),
+        String(rollouts),
+        String(maxFlapping),
+        (trailingMs / 1000).toFixed(1),
+        String(hashes.size),
+        fmtMs(readyMs),
+        `${loadBefore} / ${loadAtFlap} → ${loadAverage()}`,
+      ]);
+
+      if (quiet > 0) {
+        // Each quiet workload's last rollout was before the flap; wait out the minimum interval if the flap
+        // was shorter, then one change each, one after the other.
+        await sleep(Math.max(0, quietSince + 31_000 - performance.now()));
+        const loadAtQuiet = loadAverage();
+        const samples: number[] = [];
+        for (let i = 0; i < quiet; i++) samples.push(await changeQuiet(i, '2'));
+        const pct = percentiles(Float64Array.from(samples));
+        latencyRows.push([
+          runName,
+          String(samples.length),
+          fmtMs(pct.p50),
+          fmtMs(pct.p90),
+          fmtMs(pct.p99),
+          fmtMs(pct.max),
+          `${loadAtQuiet} → ${loadAverage()}`,
+        ]);
+      }
+    } finally {
+      await watch.stop();
+      await stopWave(wave);
+    }
+  }
+  say(
+    table(
+      [
+        'wave',
+        'deployments',
+        'secret updates',
+        'RS during min/mean/max',
+        'RS incl. trailing',
+        'rollouts',
+        'max flapping',
+        'trailing s',
+        'final hashes',
+        'ready ms',
+        'load avg before / at flap → after',
+      ],
+      rows,
+    ),
+  );
+  say(
+    `flap: ${n} Deployments (replicas 0, revisionHistoryLimit 100000) consume one Secret replaced ${o.rate} times/s for ${o.duration} ms; debounce 1s (wave's default); "RS during": new ReplicaSets per Deployment from the first update until 2 s after the last; "incl. trailing": after the last deferred rollout too; "rollouts": wave_rollouts_total; "max flapping": wave_flapping_workloads sampled each second; "trailing s": from the last update until the last hash change the watch saw (0: none after the flap); "final hashes": distinct hashes of the Deployments at the end (1: all on the same content)`,
+  );
+  if (latencyRows.length > 0) {
+    say('');
+    say(
+      table(
+        ['wave', 'changes', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'load avg before → after'],
+        latencyRows,
+      ),
+    );
+    say(
+      `quiet: ${o['quiet-changes']} Deployments (replicas 0), each on its own ConfigMap (envFrom), changed once before the flap, then, 31 s or more later and with wave idle, once more, one after the other; a sample is the time from the API response to the second change until this process's watch sees the new hash`,
+    );
+  }
+}
+
 async function memory(run: Run): Promise<void> {
   const { kube, namespace, o, signal } = run;
   const n = o.deployments === 0 ? 2000 : o.deployments;
@@ -915,9 +1179,13 @@ async function main(): Promise<number> {
   let o: Options;
   try {
     o = parseFlags(flags, process.argv.slice(2), {}).values;
-    if (!o.help && !['latency', 'fanout', 'memory'].includes(o.scenario)) {
-      throw new UsageError(`--scenario is latency, fanout or memory, not "${o.scenario}"`);
+    if (!o.help && !['latency', 'fanout', 'memory', 'flap'].includes(o.scenario)) {
+      throw new UsageError(`--scenario is latency, fanout, memory or flap, not "${o.scenario}"`);
     }
+    for (const r of o.runs) {
+      if (!(r in flapRuns)) throw new UsageError(`--runs: defaults or off, not "${r}"`);
+    }
+    if (o.rate < 1) throw new UsageError('--rate must be at least 1');
     for (const d of o.debounces) {
       try {
         parseDuration(d);
@@ -970,6 +1238,7 @@ async function main(): Promise<number> {
     say('');
     if (o.scenario === 'latency') await latency(run);
     else if (o.scenario === 'fanout') await fanout(run);
+    else if (o.scenario === 'flap') await flap(run);
     else await memory(run);
   } catch (err) {
     if (err instanceof Interrupted || interrupt.signal.aborted) {
