@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Builds the local control plane from Go modules, once per machine and Kubernetes release: one multi-call
 # binary (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) from the module of the
-# release KUBE selects (kube.sh: newest by default), kwok, and helm (for the chart's tests); and fetches
-# the CRDs of crds.list. Binaries and the Go caches live outside the repository, keyed by the versions
-# and sources, so a warm machine only links them into .local/bin. Progress goes to stderr.
+# release KUBE selects (kube.sh: newest by default), kwok, helm (for the chart's tests) and promtool (for
+# the chart's alerts); and fetches the CRDs of crds.list. Binaries and the Go caches live outside the
+# repository, keyed by the versions and sources, so a warm machine only links them into .local/bin.
+# Progress goes to stderr.
 #
 # Works on a new machine: no cache folder, a HOME that is an empty folder, or a cache an interrupted
 # build left half-written (every build goes to a temporary folder, moved into place only when complete).
 set -euo pipefail
 
-# --control-plane: only what `cluster.sh up` needs (make demo, make up); not helm and the CRDs.
+# --control-plane: only what `cluster.sh up` needs (make demo, make up); not helm, promtool and the CRDs.
 control_plane_only=false
 case "${1:-}" in
   --control-plane) control_plane_only=true ;;
@@ -41,6 +42,8 @@ etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2 }' "$module/go.
 go_version=$(awk '$1 == "go" { print $2 }' "$module/go.mod")
 kwok_version=$(cat "$here/kwok.version")
 helm_version=$(cat "$here/helm.version")
+# The module version of a Prometheus release: v0.316.0 is Prometheus 3.16.0.
+promtool_version=$(cat "$here/promtool.version")
 ldflags='-s -w'
 # The version the apiserver reports (/version, kubectl version): clients check it, e.g. a chart's kubeVersion.
 k8s_ldflags="$ldflags"
@@ -52,6 +55,8 @@ k8s_dir=$cache/k8s-$k8s_version-etcd-$etcd_version-$(key "$module/go.mod" "$modu
 # kwok pins its own client-go, whatever the release: one build serves every control plane.
 kwok_dir=$cache/kwok-$kwok_version-$(key "$here/kwok.version" <(echo "$ldflags"))
 helm_dir=$cache/helm-$helm_version-$(echo "$ldflags" | sha256sum | cut -c1-8)
+promtool_ldflags="$ldflags -X github.com/prometheus/common/version.Version=$promtool_version"
+promtool_dir=$cache/promtool-$promtool_version-$(key "$here/promtool.version" <(echo "$promtool_ldflags"))
 
 export GOTOOLCHAIN=local GOFLAGS= CGO_ENABLED=0
 export GOMODCACHE=$cache/gomod GOCACHE=$cache/gocache
@@ -140,6 +145,19 @@ if ! $control_plane_only; then
     publish "$tmp" "$helm_dir"
   fi
 
+  # promtool checks and unit-tests the chart's PrometheusRule (test/integration/alerts.test.ts); built from
+  # the Prometheus module like helm, cached apart so a Prometheus bump rebuilds only promtool.
+  if [ -x "$promtool_dir/promtool" ]; then
+    log "promtool $promtool_version: using the cached binary in $promtool_dir"
+  else
+    need_go "promtool $promtool_version"
+    log "cold build of promtool $promtool_version into $promtool_dir"
+    scratch promtool
+    (cd "$tmp" && GOBIN="$tmp" build_with_progress "promtool $promtool_version" '?' install -trimpath \
+      -ldflags="$promtool_ldflags" "github.com/prometheus/prometheus/cmd/promtool@$promtool_version")
+    publish "$tmp" "$promtool_dir"
+  fi
+
   # The CRDs of crds.list, from the module proxy (cached in GOMODCACHE).
   crds=$root/.local/crds
   mkdir -p "$crds"
@@ -162,7 +180,10 @@ for name in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl; 
 done
 ln -sfn "$kwok_dir/kwok" "$root/.local/bin/kwok"
 ln -sfn "$kwok_dir/kwok-stages.yaml" "$root/.local/bin/kwok-stages.yaml"
-$control_plane_only || ln -sfn "$helm_dir/helm" "$root/.local/bin/helm"
+if ! $control_plane_only; then
+  ln -sfn "$helm_dir/helm" "$root/.local/bin/helm"
+  ln -sfn "$promtool_dir/promtool" "$root/.local/bin/promtool"
+fi
 echo "$k8s_version" >"$root/.local/bin/kube-version.tmp"
 mv "$root/.local/bin/kube-version.tmp" "$root/.local/bin/kube-version"
 log "Kubernetes $k8s_version (KUBE=${KUBE:-newest}) linked into .local/bin"

@@ -1,7 +1,7 @@
 // The Helm chart (manifests/helm/wave), rendered by the helm built for the tests (test/cluster/build.sh):
 // with its defaults it renders exactly the kustomize base, its values reach the objects, wrong values fail
-// with their path, the apiserver accepts what every values set renders (cert-manager and ServiceMonitor
-// objects against their real CRDs), and a real helm install, upgrade and uninstall work.
+// with their path, the apiserver accepts what every values set renders (cert-manager, ServiceMonitor and
+// PrometheusRule objects against their real CRDs), and a real helm install, upgrade and uninstall work.
 import t from 'tap';
 import type { Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -272,13 +272,18 @@ await t.test('wrong values fail the render with a message naming them', async (t
 await t.test('the apiserver accepts what each values set renders', async (t) => {
   const crds = await installCrds();
   t.ok(crds.includes('servicemonitors.monitoring.coreos.com'), 'the ServiceMonitor CRD is served');
+  t.ok(crds.includes('prometheusrules.monitoring.coreos.com'), 'the PrometheusRule CRD is served');
   const namespace = await freshNamespace(t, 'wave-helm-dry');
   const target = await freshNamespace(t, 'wave-helm-dry-target');
   const sets: [string, Record<string, unknown>][] = [
     ['defaults', {}],
     [
-      'cert-manager and a ServiceMonitor',
-      { certs: { mode: 'cert-manager' }, serviceMonitor: { enabled: true } },
+      'cert-manager, a ServiceMonitor and a PrometheusRule',
+      {
+        certs: { mode: 'cert-manager' },
+        serviceMonitor: { enabled: true },
+        prometheusRule: { enabled: true, labels: { release: 'prometheus' } },
+      },
     ],
     ['namespaced and tuned', tuned([target])],
     ['the migration from Wave', { migrateFromWave: { enabled: true } }],

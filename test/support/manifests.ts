@@ -96,7 +96,7 @@ export async function serverDryRun(objects: readonly Manifest[]): Promise<string
 
 /**
  * Installs the CRDs of test/cluster/crds.list (cert-manager's Certificate and Issuer, the Prometheus operator's
- * ServiceMonitor) and waits until the apiserver serves them. Server-side apply: idempotent, so files running
+ * ServiceMonitor and PrometheusRule) and waits until the apiserver serves them. Server-side apply: idempotent, so files running
  * at the same time may both call it, and no last-applied annotation (the Issuer CRD, 332 KB, is too big for one).
  */
 export async function installCrds(): Promise<string[]> {
