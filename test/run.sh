@@ -33,4 +33,7 @@ if [ "$suite" != unit ]; then
   bash test/cluster/cluster.sh up
 fi
 
-npx --no-install tap "${paths[@]}"
+# The scenarios at scale measure what one controller does on the whole machine: one at a time.
+jobs=()
+[ "$suite" = scale ] && jobs=(--jobs=1)
+npx --no-install tap "${jobs[@]}" "${paths[@]}"
