@@ -4,7 +4,9 @@
 // so a new leader starts from the same caches and reads nothing again.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { optInStatus } from '../core/admission.ts';
-import { jsonEqual } from '../core/json.ts';
+import { asRecord, jsonEqual } from '../core/json.ts';
+import { fieldManager } from '../core/annotations.ts';
+import { sharedManager, templateManagers } from '../core/managed-fields.ts';
 import { workloadKinds } from '../core/kinds.ts';
 import type { WorkloadKind } from '../core/kinds.ts';
 import { parseWorkload, workloadKey, workloadRef } from '../core/objects.ts';
@@ -57,6 +59,10 @@ export interface LoopOptions {
 
 const conflictRetryMs = 100;
 
+/** wave's own writes of the template (the hash annotation) are no sign of a tool about to write it. */
+const ownManagers: readonly string[] = [fieldManager];
+const noManagers: readonly string[] = Object.freeze([]);
+
 type WorkloadStore = ReflectorGroup<CachedWorkload | null>;
 
 /** The reflector transform: the parsed workload and what it consumes, worked out once per change. */
@@ -69,10 +75,14 @@ export function cachedWorkload(
   const workload = parsed.value;
   const selector = (raw['spec'] as { selector?: { matchLabels?: Record<string, string> } } | undefined)
     ?.selector?.matchLabels;
+  const optedIn = optInStatus(workload).optedIn;
   return {
     workload,
-    consumed: optInStatus(workload).optedIn ? consumedConfig(workload) : undefined,
+    consumed: optedIn ? consumedConfig(workload) : undefined,
     selector: selector === undefined ? undefined : { ...selector },
+    templateManagers: optedIn
+      ? templateManagers(asRecord(raw['metadata'])?.['managedFields'], kind.templatePath, ownManagers)
+      : noManagers,
   };
 }
 
@@ -136,7 +146,7 @@ export class SyncLoop implements WorkloadReader {
         const known = change.old !== undefined;
         const trigger = describeChild(change.ref);
         for (const ref of change.affected) {
-          if (known) this.#queue.add(ref, trigger);
+          if (known) this.#queue.add(ref, trigger, this.#debounce(ref, change.writers, trigger));
           else this.#queue.add(ref, undefined, 0);
         }
       },
@@ -268,6 +278,28 @@ export class SyncLoop implements WorkloadReader {
       }
     }
     this.#metrics.queueDepth.set(this.#queue.depth);
+  }
+
+  /**
+   * How long a change of a consumed object waits before the workload is looked at: the debounce when the
+   * manager that wrote it also manages the workload's pod template (it may be about to write that too:
+   * helm, Argo CD, kubectl apply), else nothing. A wait is said in a log line and an Event.
+   */
+  #debounce(ref: WorkloadRef, writers: readonly string[], trigger: string): number {
+    const debounceMs = this.#o.debounceMs;
+    if (debounceMs <= 0) return 0;
+    const cached = this.get(ref);
+    const manager = cached === undefined ? undefined : sharedManager(writers, cached.templateManagers);
+    if (cached === undefined || manager === undefined) return 0;
+    const message =
+      `${trigger} was written by ${manager}, which also manages the pod template: waiting ` +
+      `${String(debounceMs)} ms (--debounce) for a template change, so both roll once`;
+    this.#o.logger.info(
+      { workload: workloadKey(ref), action: 'debounce', child: trigger, manager, waitMs: debounceMs },
+      message,
+    );
+    this.#o.writes.event(cached.workload, { type: 'Normal', reason: 'ConfigChangeDebounced', message });
+    return debounceMs;
   }
 
   /** On every replica the index follows the workload; the leader also queues it when it matters. */
