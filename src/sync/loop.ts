@@ -120,6 +120,7 @@ export class SyncLoop implements WorkloadReader {
   readonly #cache: ConfigCache;
   readonly #stores = new Map<string, WorkloadStore>();
   readonly #reconciler: Reconciler;
+  readonly #bucket: TokenBucket;
   #configWatches: ConfigWatches | undefined;
   #leading = false;
   #workers: Promise<void>[] = [];
@@ -158,13 +159,14 @@ export class SyncLoop implements WorkloadReader {
       },
     });
     const bucket = new TokenBucket(o.maxRolloutsPerSecond, o.rolloutBurst, this.#clock);
+    this.#bucket = bucket;
     this.#reconciler = new Reconciler({
       workloads: this,
       config: this.#cache,
       writes: o.writes,
       logger: o.logger,
       metrics: this.#metrics,
-      takeRolloutToken: () => bucket.take(),
+      takeRolloutToken: (ref) => bucket.take(workloadKey(ref)),
       pacing: {
         minIntervalMs: o.minRolloutIntervalMs,
         maxIntervalMs: Math.max(o.minRolloutIntervalMs, o.maxRolloutIntervalMs),
@@ -326,6 +328,7 @@ export class SyncLoop implements WorkloadReader {
       const { item: ref, key, triggers } = next;
       if (!this.#leading) {
         // Not leading (any more): the workload waits for the next leader's full pass.
+        this.#bucket.release(key);
         this.#queue.done(ref);
         continue;
       }
@@ -337,6 +340,8 @@ export class SyncLoop implements WorkloadReader {
           // Waits for its token or the end of its interval, keeping the triggers for the Event.
           this.#queue.requeue(ref, triggers, result.retryInMs);
         } else {
+          // A turn kept for a rollout this pass found unneeded goes to the next workload.
+          this.#bucket.release(key);
           this.#queue.forget(ref);
           this.#queue.done(ref);
           if (result.recheckInMs !== undefined) this.#queue.add(ref, undefined, result.recheckInMs);
@@ -344,6 +349,7 @@ export class SyncLoop implements WorkloadReader {
       } catch (err) {
         timer({ outcome: 'error' });
         if (isNotFound(err)) {
+          this.#bucket.release(key);
           this.#queue.done(ref); // deleted meanwhile: its watch event reconciles it again
         } else {
           this.#metrics.reconcileErrors.inc();
