@@ -40,6 +40,21 @@ const flags = {
     help: 'latency: one wave run per --debounce value',
   },
   debounce: { type: 'duration', default: 1000, help: "fanout, memory: wave's --debounce" },
+  writer: {
+    type: 'string',
+    default: 'other',
+    help: "latency, fanout: who writes the ConfigMap updates: other (a field manager that does not manage the Deployments' pod template: cert-manager, a script; rolls at once) or template (the Deployments' own manager, as helm: waits for --debounce)",
+  },
+  'max-rollouts-per-second': {
+    type: 'int',
+    default: 0,
+    help: "fanout: wave's --max-rollouts-per-second (0: unlimited; wave's default is 20)",
+  },
+  'node-args': {
+    type: 'list',
+    default: [],
+    help: 'extra node flags for the wave process, e.g. --cpu-prof,--cpu-prof-dir=/tmp/prof (written at its exit)',
+  },
   deployments: {
     type: 'int',
     default: 0,
@@ -304,7 +319,9 @@ async function startWave(
   ];
   const startedAt = performance.now();
   // wave's JSON log goes to our stderr, so the tables on stdout stay clean.
-  const child = spawn(join(root, 'node_modules/.bin/node'), args, { stdio: ['ignore', 2, 2] });
+  const child = spawn(join(root, 'node_modules/.bin/node'), [...o['node-args'], ...args], {
+    stdio: ['ignore', 2, 2],
+  });
   if (child.pid === undefined) throw new Error('could not start wave');
   waves.add(child);
   const exited = new Promise<string>((resolve) => {
@@ -387,6 +404,17 @@ async function waitIdle(wave: Wave, quietMs: number, signal: AbortSignal, timeou
     }
     if (now > deadline) throw new Error('wave did not become idle in time');
     await sleep(100);
+  }
+}
+
+/** User + system CPU seconds of a process so far, from /proc/<pid>/stat (clock ticks of 10 ms). */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
   }
 }
 
@@ -491,6 +519,18 @@ function configMap(name: string, data: Record<string, string>): V1ConfigMap {
   return { metadata: { name }, data };
 }
 
+/**
+ * Field managers of the bench's writes, as the apiserver records them in managedFields: the Deployments'
+ * (their pod template's) manager, and the writer of config updates that does not touch templates.
+ */
+const deployer = 'bench-deployer';
+const configWriter = 'bench-config-writer';
+
+/** The field manager of ConfigMap updates for --writer. */
+function writerOf(o: Options): string {
+  return o.writer === 'template' ? deployer : configWriter;
+}
+
 function deployment(
   name: string,
   replicas: number,
@@ -565,7 +605,11 @@ async function latency(run: Run): Promise<void> {
       const readyMs = await waitReady(wave, o, signal);
       await watch.start();
       await kube.core.createNamespacedConfigMap({ namespace, body: configMap(cmName, { VALUE: 'initial' }) });
-      await kube.apps.createNamespacedDeployment({ namespace, body: deployment(deployName, 1, cmName) });
+      await kube.apps.createNamespacedDeployment({
+        namespace,
+        body: deployment(deployName, 1, cmName),
+        fieldManager: deployer,
+      });
       await watch.until(() => watch.hash(deployName, namespace) !== '', o.timeout, signal);
       await waitIdle(wave, Math.max(500, 2 * debounceMs), signal, o.timeout);
       const rolloutsBefore = sum(await scrape(wave), 'wave_rollouts_total');
@@ -580,6 +624,7 @@ async function latency(run: Run): Promise<void> {
           name: cmName,
           namespace,
           body: configMap(cmName, { VALUE: `update-${i}-${randomBytes(4).toString('hex')}` }),
+          fieldManager: writerOf(o),
         });
         const updatedAt = performance.now();
         try {
@@ -639,7 +684,8 @@ async function latency(run: Run): Promise<void> {
     ),
   );
   say(
-    'latency: from the API response to the ConfigMap update until this process\'s watch sees the Deployment\'s new config-hash (1 Deployment, replicas 1, one consumed ConfigMap via envFrom); "rollouts": wave_rollouts_total over the updates; "changes/flaps": hash changes the watch saw / of them back to an earlier hash (both should be updates/0)',
+    `latency: ConfigMap updates written by field manager ${writerOf(o)} (--writer ${o.writer}: ${o.writer === 'template' ? "the Deployment's own manager, so each waits for the debounce" : 'not a manager of the pod template, so none waits'}); ` +
+      'from the API response to the ConfigMap update until this process\'s watch sees the Deployment\'s new config-hash (1 Deployment, replicas 1, one consumed ConfigMap via envFrom); "rollouts": wave_rollouts_total over the updates; "changes/flaps": hash changes the watch saw / of them back to an earlier hash (both should be updates/0)',
   );
 }
 
@@ -649,7 +695,11 @@ async function fanout(run: Run): Promise<void> {
   const cmName = 'fanout-config';
   const kcm = quietControllerManager(run);
   const loadBefore = loadAverage();
-  const wave = await startWave(run.kubeconfig, namespace, `${o.debounce}ms`, o);
+  const rate = o['max-rollouts-per-second'];
+  const wave = await startWave(run.kubeconfig, namespace, `${o.debounce}ms`, o, [
+    '--max-rollouts-per-second',
+    String(rate),
+  ]);
   const watch = new HashWatch(kube, namespace);
   try {
     const readyMs = await waitReady(wave, o, signal);
@@ -660,7 +710,12 @@ async function fanout(run: Run): Promise<void> {
       `creating ${n} Deployments (replicas 0)`,
       n,
       o.concurrency,
-      (i) => kube.apps.createNamespacedDeployment({ namespace, body: deployment(name(i), 0, cmName) }),
+      (i) =>
+        kube.apps.createNamespacedDeployment({
+          namespace,
+          body: deployment(name(i), 0, cmName),
+          fieldManager: deployer,
+        }),
       signal,
     );
     const stamped = () => {
@@ -683,10 +738,12 @@ async function fanout(run: Run): Promise<void> {
     const changesBefore = watch.changes;
     const revisitsBefore = watch.revisits;
     const loadAtUpdate = loadAverage();
+    const cpuBefore = cpuSeconds(wave.pid);
     await kube.core.replaceNamespacedConfigMap({
       name: cmName,
       namespace,
       body: configMap(cmName, { VALUE: `changed-${randomBytes(4).toString('hex')}` }),
+      fieldManager: writerOf(o),
     });
     const updatedAt = performance.now();
     const changedAt: number[] = [];
@@ -707,7 +764,9 @@ async function fanout(run: Run): Promise<void> {
       signal,
     );
     const allMs = performance.now() - updatedAt;
+    const cpuAtAll = cpuSeconds(wave.pid) - cpuBefore;
     await waitIdle(wave, 1000, signal, o.timeout);
+    const cpuAfterIdle = cpuSeconds(wave.pid) - cpuBefore;
     const metricsAfter = await scrape(wave);
     const rollouts = sum(metricsAfter, 'wave_rollouts_total') - sum(metricsBefore, 'wave_rollouts_total');
     const finalHashes = stamped();
@@ -718,6 +777,7 @@ async function fanout(run: Run): Promise<void> {
         [
           'deployments',
           'debounce',
+          'rate limit',
           'first ms',
           'p50 ms',
           'p90 ms',
@@ -726,6 +786,7 @@ async function fanout(run: Run): Promise<void> {
           'rollouts',
           'changes/flaps',
           'final hashes',
+          'CPU s (all rolled / idle)',
           'create s',
           'ready ms',
           'load avg at update → after',
@@ -734,6 +795,7 @@ async function fanout(run: Run): Promise<void> {
           [
             String(n),
             `${o.debounce}ms`,
+            rate === 0 ? 'off' : `${rate}/s`,
             fmtMs(sorted[0] ?? NaN),
             fmtMs(pct.p50),
             fmtMs(pct.p90),
@@ -742,6 +804,7 @@ async function fanout(run: Run): Promise<void> {
             String(rollouts),
             `${watch.changes - changesBefore}/${watch.revisits - revisitsBefore}`,
             String(finalHashes.size),
+            `${cpuAtAll.toFixed(2)} / ${cpuAfterIdle.toFixed(2)}`,
             (createMs / 1000).toFixed(1),
             fmtMs(readyMs),
             `${loadAtUpdate} → ${loadAverage()}`,
@@ -750,7 +813,7 @@ async function fanout(run: Run): Promise<void> {
       ),
     );
     say(
-      `fanout: ${n} Deployments (replicas 0: pods are not measured) consume one ConfigMap; the times run from the API response to its one update until this process's watch saw the new hash on the first, half, 90% and all of them; "per s" = Deployments restamped per second after the first; "rollouts" = wave_rollouts_total over the update; "changes/flaps" = hash changes the watch saw / of them back to an earlier hash (should be ${n}/0); "final hashes" = distinct hashes at the end (should be 1) (load average ${loadBefore} when the run began); ${kcm}`,
+      `fanout: ${n} Deployments (replicas 0: pods are not measured) consume one ConfigMap, updated by field manager ${writerOf(o)} (--writer ${o.writer}); "CPU s": wave's user+system CPU (/proc/<pid>/stat) from just before the update until all were rolled / until its queue had been empty for 1 s; the times run from the API response to its one update until this process's watch saw the new hash on the first, half, 90% and all of them; "per s" = Deployments restamped per second after the first; "rollouts" = wave_rollouts_total over the update; "changes/flaps" = hash changes the watch saw / of them back to an earlier hash (should be ${n}/0); "final hashes" = distinct hashes at the end (should be 1) (load average ${loadBefore} when the run began); ${kcm}`,
     );
   } finally {
     await watch.stop();
@@ -1186,6 +1249,9 @@ async function main(): Promise<number> {
       if (!(r in flapRuns)) throw new UsageError(`--runs: defaults or off, not "${r}"`);
     }
     if (o.rate < 1) throw new UsageError('--rate must be at least 1');
+    if (!['other', 'template'].includes(o.writer)) {
+      throw new UsageError(`--writer is other or template, not "${o.writer}"`);
+    }
     for (const d of o.debounces) {
       try {
         parseDuration(d);

@@ -129,7 +129,7 @@ export const serveFlags = {
     type: 'duration',
     env: 'WAVE_DEBOUNCE',
     default: 1000,
-    help: 'wait this long after a change before reconciling, so changes arriving together (helm upgrade) roll once',
+    help: 'how long a change of a consumed object written by a manager of the pod template (helm, Argo CD, kubectl apply) waits for that tool to write the template too, so both roll once; other changes roll at once (0: never wait)',
   },
   'sync-period': {
     type: 'duration',

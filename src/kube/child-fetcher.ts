@@ -3,12 +3,15 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { parseConfigMap, parseSecret } from '../core/objects.ts';
 import type { ChildData, ChildRef } from '../core/objects.ts';
+import { latestManagers } from '../core/managed-fields.ts';
 import { describeChild } from '../core/refs.ts';
 import { isNotFound } from './client.ts';
 
 export interface FetchedChild {
   readonly data: ChildData;
   readonly resourceVersion: string;
+  /** The field manager(s) of its newest managedFields entry: who wrote this version. */
+  readonly writers?: readonly string[];
 }
 
 /** Resolves undefined when the object does not exist; rejects on any other failure. */
@@ -26,7 +29,18 @@ export function apiChildFetcher(core: CoreV1Api): ChildFetcher {
       if (data === undefined) {
         throw new Error(`the API answered ${describeChild(ref)} with an object without a name`);
       }
-      return { data, resourceVersion: object.metadata?.resourceVersion ?? '' };
+      return {
+        data,
+        resourceVersion: object.metadata?.resourceVersion ?? '',
+        // client-node parses the entries' times into Dates; the core reads them as the API sends them.
+        writers: latestManagers(
+          object.metadata?.managedFields?.map((entry) => ({
+            manager: entry.manager,
+            subresource: entry.subresource,
+            time: entry.time?.toISOString(),
+          })),
+        ),
+      };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;

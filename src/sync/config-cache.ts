@@ -75,6 +75,11 @@ export interface ChildChange {
   readonly new: ChildData | undefined;
   /** Workloads whose consumed keys differ between old and new (every consumer when either is undefined). */
   readonly affected: readonly WorkloadRef[];
+  /**
+   * The field manager(s) that wrote the version read (its newest managedFields entry); empty when not
+   * known (a deletion, a read without managedFields).
+   */
+  readonly writers: readonly string[];
 }
 
 export interface ConfigCacheOptions {
@@ -118,6 +123,7 @@ interface Fetch {
 }
 
 const kinds: readonly ChildKind[] = ['ConfigMap', 'Secret'];
+const noWriters: readonly string[] = Object.freeze([]);
 
 export class ConfigCache {
   readonly index: ConsumerIndex;
@@ -298,7 +304,7 @@ export class ConfigCache {
     const held = this.#drop(ref);
     this.#cancel(key);
     this.#publish(kind);
-    if (this.index.isConsumed(ref)) this.#emit(ref, held?.data, undefined);
+    if (this.index.isConsumed(ref)) this.#emit(ref, held?.data, undefined, noWriters);
   }
 
   #indexWaveOwners(ref: ChildRef, before: ChildMeta | undefined, after: ChildMeta | undefined): void {
@@ -337,7 +343,7 @@ export class ConfigCache {
     // Consumed children the first list did not contain were pending and are now known to be absent.
     for (const ref of this.index.consumedChildren()) {
       if (ref.kind !== kind || (namespace !== undefined && ref.namespace !== namespace)) continue;
-      if (!this.#meta.has(childKey(ref))) this.#emit(ref, undefined, undefined);
+      if (!this.#meta.has(childKey(ref))) this.#emit(ref, undefined, undefined, noWriters);
     }
   }
 
@@ -462,7 +468,7 @@ export class ConfigCache {
       // Gone: the GET reads etcd, the watch will report the deletion shortly.
       const held = this.#drop(ref);
       this.#publish(ref.kind);
-      if (held !== undefined) this.#emit(ref, held.data, undefined);
+      if (held !== undefined) this.#emit(ref, held.data, undefined, noWriters);
       return;
     }
     // The watch reported the deletion while the GET ran: what it read is already gone.
@@ -480,7 +486,8 @@ export class ConfigCache {
     this.#publish(ref.kind);
     // Events that arrived during the GET may name a version it did not see yet.
     if (newer(meta.resourceVersion, result.resourceVersion)) this.#schedule(ref);
-    if (old === undefined || !sameChildData(old.data, result.data)) this.#emit(ref, old?.data, result.data);
+    if (old === undefined || !sameChildData(old.data, result.data))
+      this.#emit(ref, old?.data, result.data, result.writers ?? noWriters);
   }
 
   #drop(ref: ChildRef): Held | undefined {
@@ -494,11 +501,16 @@ export class ConfigCache {
     return held;
   }
 
-  #emit(ref: ChildRef, old: ChildData | undefined, next: ChildData | undefined): void {
+  #emit(
+    ref: ChildRef,
+    old: ChildData | undefined,
+    next: ChildData | undefined,
+    writers: readonly string[],
+  ): void {
     const affected = this.index.affectedBy(ref, old, next);
     if (affected.length === 0) return;
     try {
-      this.#onChange({ ref, old, new: next, affected });
+      this.#onChange({ ref, old, new: next, affected, writers });
     } catch (err) {
       this.#logger.error({ err }, 'the config change handler threw; the change is dropped');
     }

@@ -4,7 +4,9 @@
 // so a new leader starts from the same caches and reads nothing again.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { optInStatus } from '../core/admission.ts';
-import { jsonEqual } from '../core/json.ts';
+import { asRecord, jsonEqual } from '../core/json.ts';
+import { fieldManager } from '../core/annotations.ts';
+import { sharedManager, templateManagers } from '../core/managed-fields.ts';
 import { workloadKinds } from '../core/kinds.ts';
 import type { WorkloadKind } from '../core/kinds.ts';
 import { parseWorkload, workloadKey, workloadRef } from '../core/objects.ts';
@@ -57,6 +59,10 @@ export interface LoopOptions {
 
 const conflictRetryMs = 100;
 
+/** wave's own writes of the template (the hash annotation) are no sign of a tool about to write it. */
+const ownManagers: readonly string[] = [fieldManager];
+const noManagers: readonly string[] = Object.freeze([]);
+
 type WorkloadStore = ReflectorGroup<CachedWorkload | null>;
 
 /** The reflector transform: the parsed workload and what it consumes, worked out once per change. */
@@ -69,10 +75,14 @@ export function cachedWorkload(
   const workload = parsed.value;
   const selector = (raw['spec'] as { selector?: { matchLabels?: Record<string, string> } } | undefined)
     ?.selector?.matchLabels;
+  const optedIn = optInStatus(workload).optedIn;
   return {
     workload,
-    consumed: optInStatus(workload).optedIn ? consumedConfig(workload) : undefined,
+    consumed: optedIn ? consumedConfig(workload) : undefined,
     selector: selector === undefined ? undefined : { ...selector },
+    templateManagers: optedIn
+      ? templateManagers(asRecord(raw['metadata'])?.['managedFields'], kind.templatePath, ownManagers)
+      : noManagers,
   };
 }
 
@@ -110,6 +120,7 @@ export class SyncLoop implements WorkloadReader {
   readonly #cache: ConfigCache;
   readonly #stores = new Map<string, WorkloadStore>();
   readonly #reconciler: Reconciler;
+  readonly #bucket: TokenBucket;
   #configWatches: ConfigWatches | undefined;
   #leading = false;
   #workers: Promise<void>[] = [];
@@ -136,7 +147,7 @@ export class SyncLoop implements WorkloadReader {
         const known = change.old !== undefined;
         const trigger = describeChild(change.ref);
         for (const ref of change.affected) {
-          if (known) this.#queue.add(ref, trigger);
+          if (known) this.#queue.add(ref, trigger, this.#debounce(ref, change.writers, trigger));
           else this.#queue.add(ref, undefined, 0);
         }
       },
@@ -148,13 +159,14 @@ export class SyncLoop implements WorkloadReader {
       },
     });
     const bucket = new TokenBucket(o.maxRolloutsPerSecond, o.rolloutBurst, this.#clock);
+    this.#bucket = bucket;
     this.#reconciler = new Reconciler({
       workloads: this,
       config: this.#cache,
       writes: o.writes,
       logger: o.logger,
       metrics: this.#metrics,
-      takeRolloutToken: () => bucket.take(),
+      takeRolloutToken: (ref) => bucket.take(workloadKey(ref)),
       pacing: {
         minIntervalMs: o.minRolloutIntervalMs,
         maxIntervalMs: Math.max(o.minRolloutIntervalMs, o.maxRolloutIntervalMs),
@@ -270,6 +282,28 @@ export class SyncLoop implements WorkloadReader {
     this.#metrics.queueDepth.set(this.#queue.depth);
   }
 
+  /**
+   * How long a change of a consumed object waits before the workload is looked at: the debounce when the
+   * manager that wrote it also manages the workload's pod template (it may be about to write that too:
+   * helm, Argo CD, kubectl apply), else nothing. A wait is said in a log line and an Event.
+   */
+  #debounce(ref: WorkloadRef, writers: readonly string[], trigger: string): number {
+    const debounceMs = this.#o.debounceMs;
+    if (debounceMs <= 0) return 0;
+    const cached = this.get(ref);
+    const manager = cached === undefined ? undefined : sharedManager(writers, cached.templateManagers);
+    if (cached === undefined || manager === undefined) return 0;
+    const message =
+      `${trigger} was written by ${manager}, which also manages the pod template: waiting ` +
+      `${String(debounceMs)} ms (--debounce) for a template change, so both roll once`;
+    this.#o.logger.info(
+      { workload: workloadKey(ref), action: 'debounce', child: trigger, manager, waitMs: debounceMs },
+      message,
+    );
+    this.#o.writes.event(cached.workload, { type: 'Normal', reason: 'ConfigChangeDebounced', message });
+    return debounceMs;
+  }
+
   /** On every replica the index follows the workload; the leader also queues it when it matters. */
   #onWorkload(event: WatchEvent<CachedWorkload | null>): void {
     if (event.type === 'synced') return;
@@ -294,6 +328,7 @@ export class SyncLoop implements WorkloadReader {
       const { item: ref, key, triggers } = next;
       if (!this.#leading) {
         // Not leading (any more): the workload waits for the next leader's full pass.
+        this.#bucket.release(key);
         this.#queue.done(ref);
         continue;
       }
@@ -305,6 +340,8 @@ export class SyncLoop implements WorkloadReader {
           // Waits for its token or the end of its interval, keeping the triggers for the Event.
           this.#queue.requeue(ref, triggers, result.retryInMs);
         } else {
+          // A turn kept for a rollout this pass found unneeded goes to the next workload.
+          this.#bucket.release(key);
           this.#queue.forget(ref);
           this.#queue.done(ref);
           if (result.recheckInMs !== undefined) this.#queue.add(ref, undefined, result.recheckInMs);
@@ -312,6 +349,7 @@ export class SyncLoop implements WorkloadReader {
       } catch (err) {
         timer({ outcome: 'error' });
         if (isNotFound(err)) {
+          this.#bucket.release(key);
           this.#queue.done(ref); // deleted meanwhile: its watch event reconciles it again
         } else {
           this.#metrics.reconcileErrors.inc();

@@ -12,6 +12,11 @@ export interface CachedWorkload {
   readonly consumed: ConsumedConfig | undefined;
   /** spec.selector.matchLabels: finds the pods of a kind whose held pods wave replaces. */
   readonly selector: Readonly<Record<string, string>> | undefined;
+  /**
+   * The field managers of its pod template (managedFields), wave excluded: a change of a consumed object
+   * written by one of them waits for the debounce (see src/core/managed-fields.ts).
+   */
+  readonly templateManagers: readonly string[];
 }
 
 /** The workloads as the watches hold them. */

@@ -35,8 +35,11 @@ export interface ReconcilerOptions {
   readonly writes: WorkloadWrites;
   readonly logger: Logger;
   readonly metrics: Pick<LoopMetrics, 'rollouts' | 'releases' | 'rolloutsDeferred' | 'deferred' | 'flapping'>;
-  /** 0 when a rollout may start now, else the milliseconds until one may. */
-  readonly takeRolloutToken: () => number;
+  /**
+   * 0 when a rollout of this workload may start now, else the milliseconds until one may (its turn is
+   * then kept for it: come back after that long).
+   */
+  readonly takeRolloutToken: (workload: WorkloadRef) => number;
   /** Per-workload pacing (minIntervalMs 0: off). */
   readonly pacing: PacingOptions;
   /** ms since the epoch: the process clock. */
@@ -246,7 +249,7 @@ export class Reconciler {
           this.#defer(key, workload, why, decision.atMs, now, decision.state);
           return { outcome: 'deferred', retryInMs: Math.max(1, decision.atMs - now) };
         }
-        const wait = this.#o.takeRolloutToken();
+        const wait = this.#o.takeRolloutToken(ref);
         if (wait > 0) {
           keepFingerprints();
           return { outcome: 'throttled', retryInMs: wait };

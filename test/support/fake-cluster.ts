@@ -117,6 +117,11 @@ export class FakeCluster {
   }
 
   private respond(request: FakeRequest, response: FakeResponse): void {
+    // What wave serve's start-up asks before anything else.
+    if (request.path === '/version') {
+      response.json(200, { major: '1', minor: '37', gitVersion: 'v1.37.0-fake' });
+      return;
+    }
     const parsed = parsePath(request.path);
     if (parsed === undefined) {
       response.status(404, 'NotFound', `no route ${request.path}`);

@@ -168,3 +168,31 @@ t.test('the rollout bucket allows a burst, then one token per 1/rate seconds, ne
   t.equal(new TokenBucket(0, 0, clock).take(), 0, 'rate 0 is unlimited');
   t.end();
 });
+
+t.test('a throttled workload waits once: its token is kept for it, after those promised before', (t) => {
+  const clock = new FakeClock();
+  const bucket = new TokenBucket(10, 2, clock);
+  t.same([bucket.take('a'), bucket.take('b')], [0, 0], 'the burst');
+  const waits = ['c', 'd', 'e'].map((key) => bucket.take(key));
+  t.same(waits, [100, 200, 300], 'each its own turn, 1/rate apart');
+  t.equal(bucket.take(), 400, 'a caller without a key comes after them, and takes nothing');
+  clock.advance(100);
+  t.equal(bucket.take('c'), 0, 'c comes back at its time and gets its token');
+  t.equal(bucket.take('d'), 100, 'd is early: the rest of its wait, nothing new reserved');
+  clock.advance(100);
+  t.equal(bucket.take('d'), 0);
+  t.equal(bucket.reservations, 1, 'e still waits');
+  t.end();
+});
+
+t.test('a reservation given back goes to the next workload', (t) => {
+  const clock = new FakeClock();
+  const bucket = new TokenBucket(10, 1, clock);
+  t.equal(bucket.take('a'), 0);
+  t.equal(bucket.take('b'), 100);
+  bucket.release('b');
+  bucket.release('b');
+  t.equal(bucket.reservations, 0);
+  t.equal(bucket.take('c'), 100, 'the turn b gave back is c’s');
+  t.end();
+});
