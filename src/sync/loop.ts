@@ -4,6 +4,7 @@
 // so a new leader starts from the same caches and reads nothing again.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { optInStatus } from '../core/admission.ts';
+import type { CountingOptions } from '../core/counting.ts';
 import { jsonEqual } from '../core/json.ts';
 import { workloadKinds } from '../core/kinds.ts';
 import type { WorkloadKind } from '../core/kinds.ts';
@@ -30,6 +31,7 @@ import type { CachedWorkload, WorkloadReader, WorkloadWrites } from './ports.ts'
 import { WorkQueue } from './queue.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { Reconciler } from './reconciler.ts';
+import type { ReconcilerOptions } from './reconciler.ts';
 
 export interface LoopOptions {
   /** Lists and watches workloads and the metadata of ConfigMaps and Secrets. */
@@ -53,6 +55,10 @@ export interface LoopOptions {
   readonly maxRolloutIntervalMs: number;
   readonly workers?: number;
   readonly clock?: Clock;
+  /** The flags that change what counts (see src/core/counting.ts); the defaults when absent. */
+  readonly counting?: CountingOptions;
+  /** `--adopt=baseline` (see src/core/adoption.ts); absent: a workload without a hash is stamped at once. */
+  readonly adoption?: ReconcilerOptions['adoption'];
 }
 
 const conflictRetryMs = 100;
@@ -63,15 +69,17 @@ type WorkloadStore = ReflectorGroup<CachedWorkload | null>;
 export function cachedWorkload(
   raw: Readonly<Record<string, unknown>>,
   kind: WorkloadKind,
+  counting?: CountingOptions,
 ): CachedWorkload | null {
   const parsed = parseWorkload(raw, { kind: kind.kind });
   if (!parsed.ok) return null;
   const workload = parsed.value;
   const selector = (raw['spec'] as { selector?: { matchLabels?: Record<string, string> } } | undefined)
     ?.selector?.matchLabels;
+  const optIn = optInStatus(workload, counting);
   return {
     workload,
-    consumed: optInStatus(workload).optedIn ? consumedConfig(workload) : undefined,
+    consumed: optIn.optedIn ? consumedConfig(workload, optIn.policy) : undefined,
     selector: selector === undefined ? undefined : { ...selector },
   };
 }
@@ -161,6 +169,8 @@ export class SyncLoop implements WorkloadReader {
         flappingAfter: defaultPacing.flappingAfter,
       },
       now: () => this.#clock.now(),
+      ...(o.counting === undefined ? {} : { counting: o.counting }),
+      ...(o.adoption === undefined ? {} : { adoption: o.adoption }),
     });
   }
 
@@ -184,7 +194,7 @@ export class SyncLoop implements WorkloadReader {
             resource: { group: kind.group, version: kind.version, plural: kind.plural, kind: kind.kind },
             ...(namespace === undefined ? {} : { namespace }),
             clock: this.#clock,
-            transform: (raw) => cachedWorkload(raw, kind),
+            transform: (raw) => cachedWorkload(raw, kind, this.#o.counting),
             handler: (event) => {
               this.#onWorkload(event);
             },
