@@ -14,6 +14,9 @@ import { configMapsResource, secretsResource } from '../kube/watch.ts';
 import { asArray, asString } from '../core/json.ts';
 import { asWaveOwnerReference } from '../core/wave-leftovers.ts';
 import { sha256Hex } from '../sha256.ts';
+import { optInStatus } from '../core/admission.ts';
+import type { CountingOptions } from '../core/counting.ts';
+import { countingFlags, countingOptions } from './counting-flags.ts';
 import { flagHelp, parseFlags, UsageError } from './flags.ts';
 import type { FlagTable } from './flags.ts';
 import type { CliIo, Command } from './main.ts';
@@ -27,6 +30,7 @@ const explainFlags = {
     default: '',
     help: 'kubeconfig file; empty: in-cluster configuration or the default lookup',
   },
+  ...countingFlags,
   help: { type: 'bool', short: 'h', default: false, help: 'show this help' },
 } as const satisfies FlagTable;
 
@@ -45,7 +49,8 @@ const aliases: Record<string, string> = {
 const usage = `Usage: wave explain <kind>/<name> [-n namespace] [-o text|json]
 
 Shows what wave sees of one workload, read fresh from the API: the ConfigMaps and Secrets (and keys) it
-consumes, what is missing, the current and the desired config hash, whether it is held, and what wave
+consumes, whether each counts and what decided it (give the running wave's --reloader-annotations,
+--auto-reload-all and --resources-to-ignore), what is missing, the current and the desired config hash, whether it is held, and what wave
 does about it. Kinds: deployment (deploy), statefulset (sts), daemonset (ds). Values are never shown.
 Exit status: 0 shown, 1 not found or API error, 2 usage error.
 
@@ -80,9 +85,11 @@ export const explainCommand: Command = {
   async run(args: readonly string[], io: CliIo): Promise<number> {
     let target: string;
     let options;
+    let counting: CountingOptions;
     try {
       const parsed = parseFlags(explainFlags, args, process.env);
       options = parsed.values;
+      counting = countingOptions(options);
       if (options.help) {
         io.stdout(usage);
         return 0;
@@ -115,13 +122,22 @@ export const explainCommand: Command = {
       });
       const parsed = parseWorkload(object, { kind: kind.kind, namespace: options.namespace });
       if (!parsed.ok) throw new Error(parsed.reason);
-      const children = await apiChildReader(kube.core)(consumedConfig(parsed.value).children);
+      const optIn = optInStatus(parsed.value, counting);
+      const consumed = consumedConfig(parsed.value, optIn.optedIn ? optIn.policy : undefined);
+      const children = await apiChildReader(kube.core)(consumed.children);
       const waveOwned = await waveOwnedChildren(kube, options.namespace, parsed.value.metadata.uid);
       // The default intervals: explain does not know the running wave's flags.
-      const explanation = explain(parsed.value, childLookupFrom(children), sha256Hex, waveOwned, {
-        options: defaultPacing,
-        nowMs: Date.now(),
-      });
+      const explanation = explain(
+        parsed.value,
+        childLookupFrom(children),
+        sha256Hex,
+        waveOwned,
+        {
+          options: defaultPacing,
+          nowMs: Date.now(),
+        },
+        counting,
+      );
       io.stdout(
         options.output === 'json'
           ? `${JSON.stringify(explanation, (_key, value: unknown) => value ?? null, 2)}\n`

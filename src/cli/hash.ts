@@ -14,6 +14,9 @@ import { kindByName } from '../core/kinds.ts';
 import { childLookupFrom, parseConfigMap, parseSecret, parseWorkload } from '../core/objects.ts';
 import type { ChildData, Workload } from '../core/objects.ts';
 import { consumedConfig } from '../core/refs.ts';
+import { optInStatus } from '../core/admission.ts';
+import type { CountingOptions } from '../core/counting.ts';
+import { countingOptions } from './counting-flags.ts';
 import type { CliIo, Command } from './main.ts';
 import { errorMessage } from '../errors.ts';
 
@@ -28,8 +31,14 @@ Prints the config hash wave would stamp on each Deployment, StatefulSet and Daem
 manifests, computed against the ConfigMaps and Secrets in the same manifests. No cluster is needed.
 
 Options:
-  -f, --file FILE   a multi-document YAML or JSON manifest; '-' reads standard input; repeatable
-  -h, --help        show this help
+  -f, --file FILE             a multi-document YAML or JSON manifest; '-' reads standard input; repeatable
+  --reloader-annotations      honour Stakater Reloader's annotations, as wave serve does with that flag
+  --auto-reload-all           as wave serve's --auto-reload-all
+  --resources-to-ignore LIST  configMaps and/or secrets: kinds that never count, as wave serve's flag
+  -h, --help                  show this help
+
+The hash is that of the objects that count for each workload (wave.pusher.com/ignore, only-annotated and,
+with --reloader-annotations, Reloader's annotations decide which), whether or not it is opted in.
 
 Output, one line per workload in manifest order:
   Kind/namespace/name HASH
@@ -50,11 +59,15 @@ class ManifestError extends Error {}
 
 async function runHash(args: readonly string[], io: CliIo): Promise<number> {
   let files: readonly string[];
+  let counting: CountingOptions;
   try {
     const { values } = parseArgs({
       args: [...args],
       options: {
         file: { type: 'string', short: 'f', multiple: true },
+        'reloader-annotations': { type: 'boolean' },
+        'auto-reload-all': { type: 'boolean' },
+        'resources-to-ignore': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -65,6 +78,14 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
       return exit.hashed;
     }
     files = values.file ?? [];
+    counting = countingOptions({
+      'reloader-annotations': values['reloader-annotations'] ?? false,
+      'auto-reload-all': values['auto-reload-all'] ?? false,
+      'resources-to-ignore': (values['resources-to-ignore'] ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
+    });
   } catch (error) {
     io.stderr(`wave hash: ${errorMessage(error)}\n\n${help}`);
     return exit.usage;
@@ -101,7 +122,9 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
   let status: number = exit.hashed;
   for (const workload of manifest.workloads) {
     const id = `${workload.kind}/${workload.metadata.namespace}/${workload.metadata.name}`;
-    const result = computeConfigHash(consumedConfig(workload), lookup, sha256Hex);
+    const optIn = optInStatus(workload, counting);
+    const consumed = consumedConfig(workload, optIn.optedIn ? optIn.policy : undefined);
+    const result = computeConfigHash(consumed, lookup, sha256Hex);
     if (result.complete) {
       io.stdout(`${id} ${result.hash}\n`);
     } else {

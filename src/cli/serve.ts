@@ -27,6 +27,10 @@ import { deregisterWebhook, registerWebhook, webhookConfiguration } from '../web
 import { buildWebhookServer, mutatePath } from '../webhook/server.ts';
 import { TlsFileSource } from '../webhook/tls.ts';
 import type { TlsMaterial } from '../webhook/tls.ts';
+import { adoptModes } from '../core/adoption.ts';
+import type { AdoptMode } from '../core/adoption.ts';
+import { apiPodReader } from '../kube/pod-starts.ts';
+import { countingFlags, countingOptions } from './counting-flags.ts';
 import { flagHelp, parseFlags, UsageError } from './flags.ts';
 import type { FlagTable, FlagValues } from './flags.ts';
 import type { CliIo, Command } from './main.ts';
@@ -191,6 +195,13 @@ export const serveFlags = {
     default: 3000,
     help: "deadline to decide one admission; past it the request is allowed unchanged (keep it under the configuration's timeoutSeconds)",
   },
+  ...countingFlags,
+  adopt: {
+    type: 'string',
+    env: 'WAVE_ADOPT',
+    default: 'baseline',
+    help: 'a running opted-in workload without a config hash: baseline records the hash on its metadata and rolls nothing, unless a consumed object changed after its pods started; roll stamps it at once (Wave)',
+  },
   'log-level': {
     type: 'string',
     env: 'WAVE_LOG_LEVEL',
@@ -201,6 +212,24 @@ export const serveFlags = {
 } as const satisfies FlagTable;
 
 export type ServeOptions = FlagValues<typeof serveFlags>;
+
+/** `--adopt`, checked. */
+export function adoptMode(value: string): AdoptMode {
+  const mode = adoptModes.find((m) => m === value);
+  if (mode === undefined) throw new UsageError(`--adopt takes ${adoptModes.join(' or ')}, not "${value}"`);
+  return mode;
+}
+
+/** Parses and checks the flags: a usage error for any that cannot work. */
+export function parseServeFlags(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): ServeOptions {
+  const values = parseFlags(serveFlags, args, env).values;
+  countingOptions(values);
+  adoptMode(values.adopt);
+  return values;
+}
 
 const usage = `Usage: wave serve [options]
 
@@ -361,7 +390,10 @@ async function start(
   }
   const events = eventRecorder(kube.core, logger);
   started.add('event recorder', 2000, () => events.flush());
+  const counting = countingOptions(o);
+  const adopt = adoptMode(o.adopt);
   const admit = createAdmit({
+    counting,
     readChildren: apiChildReader(kube.core),
     events,
     hasher: sha256Hex,
@@ -390,6 +422,8 @@ async function start(
     rolloutBurst: o['rollout-burst'],
     minRolloutIntervalMs: o['min-rollout-interval'],
     maxRolloutIntervalMs: o['max-rollout-interval'],
+    counting,
+    ...(adopt === 'baseline' ? { adoption: { mode: adopt, pods: apiPodReader(kube.core) } } : {}),
   });
   const health = buildHealthServer({
     logger,
@@ -455,6 +489,7 @@ async function start(
         namespaces: o.namespaces,
         excludedNamespaces: ['kube-system', o.namespace],
         timeoutSeconds: 5,
+        counting,
       }),
     );
     await registering.catch((err: unknown) => {
@@ -472,7 +507,7 @@ export const serveCommand: Command = {
     return runLogged(
       'wave serve',
       usage,
-      () => parseFlags(serveFlags, args, process.env).values,
+      () => parseServeFlags(args, process.env),
       async (o, logger) => {
         const end = endOfProcess(logger);
         try {

@@ -8,7 +8,9 @@
  * decideAdmission() are the same two steps for callers that hold only the facts.
  */
 import jsonPatch from 'fast-json-patch';
-import { optInAnnotation, optInNearMissValues, optInValue } from './annotations.ts';
+import { onlyAnnotatedValue, optInAnnotation, optInNearMissValues, optInValue } from './annotations.ts';
+import { decideOptIn, defaultCounting } from './counting.ts';
+import type { CountingOptions, OptIn } from './counting.ts';
 import { computeConfigHash, summarizeMissing } from './hash.ts';
 import type { Hasher, MissingConfig } from './hash.ts';
 import type { JsonRecord } from './json.ts';
@@ -38,6 +40,8 @@ export interface AdmissionFacts {
   readonly dryRun: boolean;
   /** The request comes from wave itself (its service account, or the loop's field manager): it passes untouched. */
   readonly fromOwnServiceAccount: boolean;
+  /** The flags that change what counts; the defaults when absent. */
+  readonly counting?: CountingOptions;
 }
 
 export interface AdmissionInput extends AdmissionFacts {
@@ -56,7 +60,7 @@ export type AdmissionDecisionKind = 'stamp' | 'hold' | 'keep' | 'skip';
 
 export interface AdmissionEvent {
   readonly type: 'Normal' | 'Warning';
-  readonly reason: 'ConfigMissing' | 'OptInNearMiss';
+  readonly reason: 'ConfigMissing' | 'OptInNearMiss' | 'ReloaderPatternInvalid';
   /** Names objects and keys only, never a value. */
   readonly message: string;
 }
@@ -106,7 +110,9 @@ export function decideFromPlan(
   const { facts, workload, consumed, template: original, templatePath, creating, oldHash, oldHeld } = plan;
   const result = computeConfigHash(consumed, children, hasher);
   const template = structuredClone(original);
-  const respond = responder(original, template, templatePath);
+  const respondPlain = responder(original, template, templatePath);
+  const respond: typeof respondPlain = (decision, reason, events) =>
+    respondPlain(decision, reason, [...plan.warnings, ...events]);
 
   if (result.complete) {
     const wasHeld = isHeld(template);
@@ -142,8 +148,6 @@ export function decideFromPlan(
   return respond(oldHeld ? 'hold' : 'keep', `${summary}: ${kept}`, event);
 }
 
-export type OptIn = { readonly optedIn: true } | { readonly optedIn: false; readonly nearMiss?: string };
-
 const nearMissValues = new Set(optInNearMissValues);
 
 /**
@@ -156,27 +160,27 @@ export function optInComparable(value: string): string {
 }
 
 /**
- * Opt-in is exactly optInValue in the workload's annotation. Values a person plausibly meant as yes, and
- * the annotation put on the pod template instead, are near misses worth a warning.
+ * Opt-in is exactly optInValue (or onlyAnnotatedValue) in the workload's annotation, or, with
+ * `--reloader-annotations`, one of Reloader's (see counting.ts). Values a person plausibly meant as yes,
+ * and the annotation put on the pod template instead, are near misses worth a warning.
  */
-export function optInStatus(workload: Workload): OptIn {
+export function optInStatus(workload: Workload, options: CountingOptions = defaultCounting): OptIn {
+  return decideOptIn(workload, options, waveNearMiss(workload));
+}
+
+function waveNearMiss(workload: Workload): string | undefined {
   const value = workload.metadata.annotations?.[optInAnnotation];
-  if (value === optInValue) return { optedIn: true };
+  if (value === optInValue || value === onlyAnnotatedValue) return undefined;
   if (value !== undefined) {
-    return nearMissValues.has(optInComparable(value))
-      ? {
-          optedIn: false,
-          nearMiss: `${optInAnnotation} is ${JSON.stringify(value)}; wave opts in only on exactly ${JSON.stringify(optInValue)}`,
-        }
-      : { optedIn: false };
+    const comparable = optInComparable(value);
+    if (!nearMissValues.has(comparable)) return undefined;
+    const meant = comparable === onlyAnnotatedValue ? onlyAnnotatedValue : optInValue;
+    return `${optInAnnotation} is ${JSON.stringify(value)}; wave opts in only on exactly ${JSON.stringify(meant)}`;
   }
   if (workload.spec.template.metadata?.annotations?.[optInAnnotation] !== undefined) {
-    return {
-      optedIn: false,
-      nearMiss: `${optInAnnotation} is on the pod template; wave reads it from the ${workload.kind}'s own metadata`,
-    };
+    return `${optInAnnotation} is on the pod template; wave reads it from the ${workload.kind}'s own metadata`;
   }
-  return { optedIn: false };
+  return undefined;
 }
 
 interface Computation {
@@ -189,6 +193,8 @@ interface Computation {
   readonly creating: boolean;
   readonly oldHash: string | undefined;
   readonly oldHeld: boolean;
+  /** Warning Events owed whatever the decision (a bad reload list entry). */
+  readonly warnings: readonly AdmissionEvent[];
 }
 
 export type AdmissionPlan = { readonly decision: AdmissionDecision } | Computation;
@@ -217,13 +223,17 @@ export function planAdmission(facts: AdmissionFacts): AdmissionPlan {
   );
   if (!parsed.ok) return skip(parsed.reason);
   const workload = parsed.value;
-  const optIn = optInStatus(workload);
+  const optIn = optInStatus(workload, facts.counting);
   if (!optIn.optedIn) {
-    if (optIn.nearMiss === undefined) return skip('not opted in');
-    return skip(`not opted in: ${optIn.nearMiss}`, [
+    const why = optIn.reason === undefined ? '' : `: ${optIn.reason}`;
+    if (optIn.nearMiss === undefined) return skip(`not opted in${why}`);
+    return skip(`not opted in${why}: ${optIn.nearMiss}`, [
       { type: 'Warning', reason: 'OptInNearMiss', message: optIn.nearMiss },
     ]);
   }
+  const warnings: readonly AdmissionEvent[] = facts.dryRun
+    ? []
+    : optIn.warnings.map((message) => ({ type: 'Warning', reason: 'ReloaderPatternInvalid', message }));
   // parseWorkload found the template, so the kind is known and its template an object.
   const templatePath = kindByName(workload.kind)?.templatePath ?? [];
   const template = valueAt(facts.object, templatePath) as JsonRecord;
@@ -255,7 +265,8 @@ export function planAdmission(facts: AdmissionFacts): AdmissionPlan {
   return {
     facts,
     workload,
-    consumed: consumedConfig(workload),
+    consumed: consumedConfig(workload, optIn.policy),
+    warnings,
     template,
     templatePath,
     creating: facts.operation === 'CREATE',

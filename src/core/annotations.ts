@@ -3,13 +3,58 @@
 /** The field manager of every write of the sync loop; the webhook lets writes by it through unchanged. */
 export const fieldManager = 'wave';
 
-/** On the workload: opts it in. Only the exact value optInValue counts. */
+/** On the workload: opts it in. Only the exact values optInValue and onlyAnnotatedValue count. */
 export const optInAnnotation = 'wave.pusher.com/update-on-config-change';
 export const optInValue = 'true';
+/**
+ * optInAnnotation's selective opt-in (Wave #113, option 1): only the consumed ConfigMaps and Secrets that
+ * carry childOptInAnnotation "true" count.
+ */
+export const onlyAnnotatedValue = 'only-annotated';
+
+/** On a ConfigMap or Secret: it counts for a workload opted in with onlyAnnotatedValue. */
+export const childOptInAnnotation = 'wave.pusher.com/update-deployment-on-config-change';
+
+/** On a ConfigMap or Secret: "true" removes it from every workload's hash. */
+export const childIgnoreAnnotation = 'wave.pusher.com/ignore';
+
+/**
+ * On the workload's metadata, written by wave when it adopts a running workload without rolling it: the
+ * hash its configuration had then. On the metadata, not the template, so writing it rolls nothing; the
+ * first change of configuration after it stamps the template (and rolls) as usual.
+ */
+export const baselineHashAnnotation = 'wave.pusher.com/config-hash-baseline';
+
+/** Stakater Reloader's annotations, read with `--reloader-annotations` (see README, "Migrating from Reloader"). */
+export const reloader = {
+  auto: 'reloader.stakater.com/auto',
+  configMapAuto: 'configmap.reloader.stakater.com/auto',
+  secretAuto: 'secret.reloader.stakater.com/auto',
+  configMapReload: 'configmap.reloader.stakater.com/reload',
+  secretReload: 'secret.reloader.stakater.com/reload',
+  search: 'reloader.stakater.com/search',
+  /** On a ConfigMap or Secret. */
+  match: 'reloader.stakater.com/match',
+  /** On a ConfigMap or Secret. */
+  ignore: 'reloader.stakater.com/ignore',
+  configMapExclude: 'configmaps.exclude.reloader.stakater.com/reload',
+  secretExclude: 'secrets.exclude.reloader.stakater.com/reload',
+} as const;
+
+/**
+ * The annotations of a ConfigMap or Secret that decide whether it counts. Only these are kept of a child's
+ * annotations: a client-side `kubectl apply` copies the whole data into another one.
+ */
+export const childCountingAnnotations: readonly string[] = [
+  childOptInAnnotation,
+  childIgnoreAnnotation,
+  reloader.match,
+  reloader.ignore,
+];
 
 /**
  * Values of optInAnnotation a person plausibly meant as yes, compared trimmed of Unicode whitespace and
- * with ASCII letters lower-cased: apart from exactly optInValue, each is a near miss that gets a warning
+ * with ASCII letters lower-cased: apart from exactly optInValue or onlyAnnotatedValue, each is a near miss that gets a warning
  * Event. The webhook's matchCondition is rendered from this list, so the apiserver sends wave every value
  * that deserves the warning (and only those, besides optInValue itself).
  */
@@ -22,6 +67,7 @@ export const optInNearMissValues: readonly string[] = [
   'on',
   'enable',
   'enabled',
+  'only-annotated',
 ];
 
 /**

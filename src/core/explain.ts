@@ -5,6 +5,8 @@
  */
 import { optInAnnotation } from './annotations.ts';
 import { optInStatus } from './admission.ts';
+import { decideChild } from './counting.ts';
+import type { CountingOptions } from './counting.ts';
 import { computeConfigHash, describeMissing } from './hash.ts';
 import type { Hasher } from './hash.ts';
 import type { ChildLookup, Workload } from './objects.ts';
@@ -24,12 +26,18 @@ export interface ExplainedChild {
   readonly present: boolean;
   /** Keys the object holds, when it exists (names only). */
   readonly availableKeys?: readonly string[];
+  /** Whether it counts towards the hash (see counting.ts); undefined when the workload is not opted in. */
+  readonly counts?: boolean;
+  /** The annotation or flag that decided whether it counts. */
+  readonly decidedBy?: string;
 }
 
 export interface Explanation {
   readonly workload: string;
   readonly optedIn: boolean;
   readonly optInValue: string | undefined;
+  /** The annotation or flag that opted it in, or what keeps it out. */
+  readonly optedInBy: string | undefined;
   readonly held: boolean;
   readonly currentHash: string | undefined;
   /** undefined when required configuration is missing (or the workload is not opted in). */
@@ -55,10 +63,13 @@ export function explain(
   hasher: Hasher,
   waveOwned: readonly string[] = [],
   pacing?: { readonly options: PacingOptions; readonly nowMs: number },
+  counting?: CountingOptions,
 ): Explanation {
   const id = `${workload.kind} ${workload.metadata.namespace}/${workload.metadata.name}`;
-  const optedIn = optInStatus(workload).optedIn;
-  const consumed = consumedConfig(workload);
+  const optIn = optInStatus(workload, counting);
+  const optedIn = optIn.optedIn;
+  const policy = optIn.optedIn ? optIn.policy : undefined;
+  const consumed = consumedConfig(workload, policy);
   const template = workload.spec.template;
   const held = isHeld(template);
   const currentHash = templateHash(template);
@@ -81,13 +92,17 @@ export function explain(
       required: child.required,
       present: data !== undefined,
       ...(availableKeys === undefined ? {} : { availableKeys }),
+      ...(policy === undefined ? {} : decideChild(policy, child, data)),
     };
   });
   const missing = result.complete ? [] : result.missing.map(describeMissing);
   const upToDate = desiredHash !== undefined && desiredHash === currentHash && !held;
   let verdict: string;
   if (!optedIn) {
-    verdict = `not opted in: wave leaves it alone (set ${optInAnnotation}: "true")`;
+    verdict =
+      optIn.reason === undefined
+        ? `not opted in: wave leaves it alone (set ${optInAnnotation}: "true")`
+        : `not opted in: ${optIn.reason}`;
   } else if (missing.length > 0) {
     verdict = held
       ? 'held: its pods wait (SchedulingGated) until the missing configuration exists'
@@ -116,6 +131,7 @@ export function explain(
     workload: id,
     optedIn,
     optInValue: workload.metadata.annotations?.[optInAnnotation],
+    optedInBy: optIn.optedIn ? optIn.by : optIn.reason,
     held,
     currentHash,
     desiredHash,
@@ -135,7 +151,7 @@ export function explain(
 export function formatExplanation(e: Explanation): string {
   const lines = [
     e.workload,
-    `  opted in:     ${e.optedIn ? 'yes' : `no${e.optInValue === undefined ? '' : ` (annotation is "${e.optInValue}")`}`}`,
+    `  opted in:     ${e.optedIn ? `yes, by ${e.optedInBy ?? optInAnnotation}` : `no${e.optInValue === undefined ? '' : ` (annotation is "${e.optInValue}")`}`}`,
     `  held:         ${e.held ? 'yes (scheduling gate wave.pusher.com/config-missing)' : 'no'}`,
     `  current hash: ${e.currentHash ?? '(none)'}`,
     `  desired hash: ${e.desiredHash ?? '(cannot be computed)'}`,
@@ -152,7 +168,11 @@ export function formatExplanation(e: Explanation): string {
   for (const c of e.children) {
     const keys = c.keys === 'all' ? 'all keys' : `keys ${c.keys.join(', ')}`;
     const state = c.present ? 'present' : c.required ? 'MISSING' : 'absent (optional)';
-    lines.push(`  ${describeChild(c).padEnd(width)}  ${keys}${c.required ? '' : ', optional'}  [${state}]`);
+    const counts =
+      c.counts === undefined ? '' : `  ${c.counts ? 'counts' : 'does not count'}: ${c.decidedBy ?? ''}`;
+    lines.push(
+      `  ${describeChild(c).padEnd(width)}  ${keys}${c.required ? '' : ', optional'}  [${state}]${counts}`,
+    );
   }
   if (e.missing.length > 0) {
     lines.push('', 'Missing:', ...e.missing.map((m) => `  ${m}`));

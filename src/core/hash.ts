@@ -5,6 +5,7 @@
  * map[string]map[string]map[string][]byte, so a workload Wave v0.11 scans the same way hashes the same.
  */
 import { encodeUtf8Base64, normaliseBase64 } from './base64.ts';
+import { decideChild } from './counting.ts';
 import type { ChildData, ChildLookup, ChildRef } from './objects.ts';
 import { childHashName, describeChild } from './refs.ts';
 import type { ConsumedChild, ConsumedConfig } from './refs.ts';
@@ -54,6 +55,8 @@ export function canonicalHashInput(consumed: ConsumedConfig, lookup: ChildLookup
       if (!values.has(key))
         missing.push({ kind: child.kind, namespace: child.namespace, name: child.name, key });
     }
+    // A child that does not count still has to be there for the pods to start; it is only left out.
+    if (consumed.policy !== undefined && !decideChild(consumed.policy, child, data).counts) continue;
     const quoted = new Map([...values].map(([key, encoded]) => [key, `"${encoded}"`]));
     sections[child.kind].set(childHashName(child, consumed.namespace), jsonObject(quoted));
   }

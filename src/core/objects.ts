@@ -3,6 +3,8 @@
  * wire JSON (`unknown`) into them. A field of the wrong type (a null map, a string where a list belongs)
  * reads as absent; parsing never throws.
  */
+import { childCountingAnnotations } from './annotations.ts';
+import { msFromIso } from './iso-time.ts';
 import { asArray, asName, asRecord, asString, asStringMap, isRecord } from './json.ts';
 import { kindByName } from './kinds.ts';
 import type { WorkloadKind } from './kinds.ts';
@@ -109,7 +111,15 @@ export interface ChildRef {
   readonly name: string;
 }
 
-export interface ConfigMapData extends ChildRef {
+/** What every read ConfigMap or Secret carries besides its data. */
+export interface ChildMetadata {
+  /** Only the annotations that decide whether it counts (childCountingAnnotations); absent when none. */
+  readonly annotations?: Readonly<Record<string, string>>;
+  /** The latest `managedFields[].time` (ms since the epoch): when it was last written, as the API records it. */
+  readonly lastWriteMs?: number;
+}
+
+export interface ConfigMapData extends ChildRef, ChildMetadata {
   readonly kind: 'ConfigMap';
   /** UTF-8 text values. */
   readonly data?: Readonly<Record<string, string>>;
@@ -117,7 +127,7 @@ export interface ConfigMapData extends ChildRef {
   readonly binaryData?: Readonly<Record<string, string>>;
 }
 
-export interface SecretData extends ChildRef {
+export interface SecretData extends ChildRef, ChildMetadata {
   readonly kind: 'Secret';
   /** Base64 values, as the API serves them. */
   readonly data?: Readonly<Record<string, string>>;
@@ -310,6 +320,7 @@ export function parseConfigMap(value: unknown, defaultNamespace?: string): Confi
     namespace,
     name: metadata.name,
     ...definedOnly({ data: asStringMap(object['data']), binaryData: asStringMap(object['binaryData']) }),
+    ...childMetadata(object['metadata'], metadata),
   };
 }
 
@@ -324,7 +335,32 @@ export function parseSecret(value: unknown, defaultNamespace?: string): SecretDa
     namespace,
     name: metadata.name,
     ...definedOnly({ data: asStringMap(object['data']) }),
+    ...childMetadata(object['metadata'], metadata),
   };
+}
+
+/** The counting annotations and the time of the last write of a child's wire metadata. */
+function childMetadata(raw: unknown, metadata: ObjectMeta): ChildMetadata {
+  const kept = Object.entries(metadata.annotations ?? {}).filter(([key]) =>
+    childCountingAnnotations.includes(key),
+  );
+  const times = asArray(asRecord(raw)?.['managedFields']).flatMap((entry) => {
+    const ms = timeMs(asRecord(entry)?.['time']);
+    return ms === undefined ? [] : [ms];
+  });
+  return definedOnly({
+    annotations: kept.length > 0 ? Object.fromEntries(kept) : undefined,
+    lastWriteMs: times.length > 0 ? Math.max(...times) : undefined,
+  });
+}
+
+/** A timestamp as wire JSON holds it (RFC 3339), or as a typed client deserialised it (a Date). */
+export function timeMs(value: unknown): number | undefined {
+  if (typeof value === 'string') return msFromIso(value);
+  if (isRecord(value) && typeof value['toISOString'] === 'function') {
+    return msFromIso(String((value['toISOString'] as () => unknown).call(value)));
+  }
+  return undefined;
 }
 
 /** The key under which a child is indexed: `Kind/namespace/name`. */

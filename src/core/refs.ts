@@ -6,6 +6,8 @@
  * appear in the order of their first reference, so what is reported missing reads like the manifest.
  */
 import { extraConfigMapsAnnotation, extraSecretsAnnotation } from './annotations.ts';
+import { namedChildren } from './counting.ts';
+import type { CountingPolicy } from './counting.ts';
 import { childKey } from './objects.ts';
 import type { ChildKind, ChildRef, Container, ObjectSource, PodTemplate, Workload } from './objects.ts';
 
@@ -24,6 +26,8 @@ export interface ConsumedConfig {
   /** The workload's namespace, against which children's hash names are written. */
   readonly namespace: string;
   readonly children: readonly ConsumedChild[];
+  /** Which of the children count towards the hash (see counting.ts); absent: every one. */
+  readonly policy?: CountingPolicy;
 }
 
 interface Reference {
@@ -42,7 +46,11 @@ interface MutableChild extends ChildRef {
   requiredKeys: Set<string>;
 }
 
-export function consumedConfig(workload: Workload): ConsumedConfig {
+/**
+ * `policy`: how the workload was opted in; children it names without a reference (Reloader's reload lists)
+ * are consumed whole, after the others, and the policy decides which count.
+ */
+export function consumedConfig(workload: Workload, policy?: CountingPolicy): ConsumedConfig {
   const namespace = workload.metadata.namespace;
   const children = new Map<string, MutableChild>();
   for (const reference of references(workload.spec.template, namespace)) {
@@ -82,7 +90,20 @@ export function consumedConfig(workload: Workload): ConsumedConfig {
       child.allKeys = true;
     }
   }
-  return { namespace, children: [...children.values()] };
+  // A named child the template references already is consumed as the template says.
+  for (const reference of policy === undefined ? [] : namedChildren(policy, namespace)) {
+    const id = childKey(reference);
+    if (children.has(id)) continue;
+    children.set(id, {
+      ...reference,
+      allKeys: true,
+      keys: new Set(),
+      required: false,
+      requiredKeys: new Set(),
+    });
+  }
+  const all = [...children.values()];
+  return policy === undefined ? { namespace, children: all } : { namespace, children: all, policy };
 }
 
 /**

@@ -5,12 +5,15 @@
  * (its finalizer, its hold: invalid scheduler and annotation), folded into the patch it makes anyway.
  */
 import {
+  baselineHashAnnotation,
   configHashAnnotation,
   configMissingGate,
   waveFinalizer,
   waveSchedulingDisabledAnnotation,
 } from './annotations.ts';
 import { optInStatus } from './admission.ts';
+import type { AdoptMode } from './adoption.ts';
+import type { CountingOptions } from './counting.ts';
 import type { HashResult, MissingConfig } from './hash.ts';
 import { summarizeMissing } from './hash.ts';
 import { asArray, asRecord, isRecord } from './json.ts';
@@ -67,6 +70,18 @@ export type SyncPlan =
       readonly action: 'missing';
       readonly missing: readonly MissingConfig[];
       readonly held: boolean;
+      readonly reason: string;
+      readonly cleanup?: WaveCleanup;
+    }
+  /**
+   * A running workload without a hash (see adoption.ts): either `baseline` (record the hash on its
+   * metadata, roll nothing) or `roll` (stamp it, as Wave does), as decideAdoption() says.
+   */
+  | {
+      readonly action: 'adopt';
+      readonly baseline: JsonRecord;
+      readonly roll: JsonRecord;
+      readonly to: string;
       readonly reason: string;
       readonly cleanup?: WaveCleanup;
     }
@@ -164,11 +179,23 @@ function withCleanup(reason: string, cleanup: WaveCleanup | undefined): string {
 
 const cleanupField = (cleanup: WaveCleanup | undefined) => (cleanup === undefined ? {} : { cleanup });
 
+/** What planSync() needs to know of the flags. */
+export interface SyncPlanOptions {
+  readonly counting?: CountingOptions;
+  /** `--adopt`; Wave's behaviour (roll) when absent. */
+  readonly adopt?: AdoptMode;
+}
+
 /**
  * `owned`: the ConfigMaps and Secrets (described) that still carry Wave's ownerReference to this workload;
  * they only matter while it is being deleted.
  */
-export function planSync(workload: Workload, result: HashResult, owned: readonly string[] = []): SyncPlan {
+export function planSync(
+  workload: Workload,
+  result: HashResult,
+  owned: readonly string[] = [],
+  options: SyncPlanOptions = {},
+): SyncPlan {
   const template = workload.spec.template;
   const held = isHeld(template);
   const current = templateHash(template);
@@ -188,7 +215,7 @@ export function planSync(workload: Workload, result: HashResult, owned: readonly
     };
   }
   const cleanup = waveCleanup(workload, leftovers);
-  if (!optInStatus(workload).optedIn) {
+  if (!optInStatus(workload, options.counting).optedIn) {
     if (held) {
       return {
         action: 'unhold',
@@ -247,12 +274,41 @@ export function planSync(workload: Workload, result: HashResult, owned: readonly
   if (current === result.hash) {
     return { action: 'none', reason: withCleanup('hash up to date', cleanup), ...cleanupField(cleanup) };
   }
+  const baseline = workload.metadata.annotations?.[baselineHashAnnotation];
+  if (current === undefined && options.adopt === 'baseline') {
+    if (baseline === result.hash) {
+      return {
+        action: 'none',
+        reason: withCleanup('baseline hash up to date: no rollout until the configuration changes', cleanup),
+        ...cleanupField(cleanup),
+      };
+    }
+    if (baseline === undefined) {
+      return {
+        action: 'adopt',
+        baseline: mergePatches(
+          { metadata: { annotations: { [baselineHashAnnotation]: result.hash } } },
+          cleanup?.patch ?? {},
+        ),
+        roll: mergePatches(hashPatch(result.hash), cleanup?.patch ?? {}),
+        to: result.hash,
+        reason: withCleanup('no hash yet', cleanup),
+        ...cleanupField(cleanup),
+      };
+    }
+  }
+  // The baseline has done its work once the template carries a hash.
+  const dropBaseline =
+    baseline === undefined ? {} : { metadata: { annotations: { [baselineHashAnnotation]: null } } };
   return {
     action: 'roll',
-    patch: mergePatches(hashPatch(result.hash), cleanup?.patch ?? {}),
+    patch: mergePatches(mergePatches(hashPatch(result.hash), dropBaseline), cleanup?.patch ?? {}),
     from: current,
     to: result.hash,
-    reason: withCleanup(current === undefined ? 'no hash yet' : 'configuration changed', cleanup),
+    reason: withCleanup(
+      current === undefined && baseline === undefined ? 'no hash yet' : 'configuration changed',
+      cleanup,
+    ),
     ...cleanupField(cleanup),
   };
 }

@@ -6,6 +6,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { optInStatus } from '../core/admission.ts';
 import { asRecord, jsonEqual } from '../core/json.ts';
 import { fieldManager } from '../core/annotations.ts';
+import type { CountingOptions } from '../core/counting.ts';
 import { sharedManager, templateManagers } from '../core/managed-fields.ts';
 import { workloadKinds } from '../core/kinds.ts';
 import type { WorkloadKind } from '../core/kinds.ts';
@@ -32,6 +33,7 @@ import type { CachedWorkload, WorkloadReader, WorkloadWrites } from './ports.ts'
 import { WorkQueue } from './queue.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { Reconciler } from './reconciler.ts';
+import type { ReconcilerOptions } from './reconciler.ts';
 
 export interface LoopOptions {
   /** Lists and watches workloads and the metadata of ConfigMaps and Secrets. */
@@ -55,6 +57,10 @@ export interface LoopOptions {
   readonly maxRolloutIntervalMs: number;
   readonly workers?: number;
   readonly clock?: Clock;
+  /** The flags that change what counts (see src/core/counting.ts); the defaults when absent. */
+  readonly counting?: CountingOptions;
+  /** `--adopt=baseline` (see src/core/adoption.ts); absent: a workload without a hash is stamped at once. */
+  readonly adoption?: ReconcilerOptions['adoption'];
 }
 
 const conflictRetryMs = 100;
@@ -69,16 +75,18 @@ type WorkloadStore = ReflectorGroup<CachedWorkload | null>;
 export function cachedWorkload(
   raw: Readonly<Record<string, unknown>>,
   kind: WorkloadKind,
+  counting?: CountingOptions,
 ): CachedWorkload | null {
   const parsed = parseWorkload(raw, { kind: kind.kind });
   if (!parsed.ok) return null;
   const workload = parsed.value;
   const selector = (raw['spec'] as { selector?: { matchLabels?: Record<string, string> } } | undefined)
     ?.selector?.matchLabels;
-  const optedIn = optInStatus(workload).optedIn;
+  const optIn = optInStatus(workload, counting);
+  const optedIn = optIn.optedIn;
   return {
     workload,
-    consumed: optedIn ? consumedConfig(workload) : undefined,
+    consumed: optedIn ? consumedConfig(workload, optIn.policy) : undefined,
     selector: selector === undefined ? undefined : { ...selector },
     templateManagers: optedIn
       ? templateManagers(asRecord(raw['metadata'])?.['managedFields'], kind.templatePath, ownManagers)
@@ -173,6 +181,8 @@ export class SyncLoop implements WorkloadReader {
         flappingAfter: defaultPacing.flappingAfter,
       },
       now: () => this.#clock.now(),
+      ...(o.counting === undefined ? {} : { counting: o.counting }),
+      ...(o.adoption === undefined ? {} : { adoption: o.adoption }),
     });
   }
 
@@ -196,7 +206,7 @@ export class SyncLoop implements WorkloadReader {
             resource: { group: kind.group, version: kind.version, plural: kind.plural, kind: kind.kind },
             ...(namespace === undefined ? {} : { namespace }),
             clock: this.#clock,
-            transform: (raw) => cachedWorkload(raw, kind),
+            transform: (raw) => cachedWorkload(raw, kind, this.#o.counting),
             handler: (event) => {
               this.#onWorkload(event);
             },

@@ -47,3 +47,15 @@ export interface WorkloadWrites {
   /** Deletes the workload's held pods (see isHeldPod) among those `selector` matches; resolves with how many. */
   deleteHeldPods(workload: WorkloadRef, selector: Readonly<Record<string, string>>): Promise<number>;
 }
+
+/** Reads a workload's pods, for adoption (see src/core/adoption.ts). */
+export interface PodReader {
+  /**
+   * The start time (ms since the epoch) of each pod `selector` matches that is not being deleted;
+   * undefined for one that has not started.
+   */
+  startTimes(
+    workload: WorkloadRef,
+    selector: Readonly<Record<string, string>>,
+  ): Promise<readonly (number | undefined)[]>;
+}

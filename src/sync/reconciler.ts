@@ -3,6 +3,10 @@
 // port. Level-triggered and read-only on the caches: the watches keep the consumer index on every replica,
 // so a standby holds what the leader holds and only the writes differ. The triggers only say which
 // object to name in the Event.
+import { optInStatus } from '../core/admission.ts';
+import { decideAdoption } from '../core/adoption.ts';
+import type { AdoptMode } from '../core/adoption.ts';
+import type { CountingOptions } from '../core/counting.ts';
 import { computeConfigHash } from '../core/hash.ts';
 import { isFlapping, pace, pacingPatch, pacingState, quietPeriod } from '../core/pacing.ts';
 import type { PacingOptions, PacingState } from '../core/pacing.ts';
@@ -17,12 +21,20 @@ import { newer } from '../kube/resource-version.ts';
 import type { Logger } from '../log.ts';
 import { sha256Hex } from '../sha256.ts';
 import type { LoopMetrics } from './loop-metrics.ts';
-import type { CachedWorkload, ConfigReader, WorkloadReader, WorkloadWrites } from './ports.ts';
+import type { CachedWorkload, ConfigReader, PodReader, WorkloadReader, WorkloadWrites } from './ports.ts';
 
 export type ReconcileOutcome =
   | {
       readonly outcome:
-        'forgotten' | 'unchanged' | 'pending' | 'missing' | 'rolled' | 'released' | 'cleaned' | 'guarded';
+        | 'forgotten'
+        | 'unchanged'
+        | 'pending'
+        | 'missing'
+        | 'rolled'
+        | 'released'
+        | 'cleaned'
+        | 'guarded'
+        | 'adopted';
     }
   | { readonly outcome: 'throttled' | 'deferred'; readonly retryInMs: number };
 
@@ -44,6 +56,13 @@ export interface ReconcilerOptions {
   readonly pacing: PacingOptions;
   /** ms since the epoch: the process clock. */
   readonly now: () => number;
+  /** The flags that change what counts; the defaults when absent. */
+  readonly counting?: CountingOptions;
+  /**
+   * `--adopt=baseline` and how to read a workload's pods; absent: Wave's behaviour, a workload without a
+   * hash is stamped at once.
+   */
+  readonly adoption?: { readonly mode: AdoptMode; readonly pods: PodReader };
 }
 
 const short = (hash: string | undefined) => (hash === undefined ? 'none' : hash.slice(0, 12));
@@ -114,6 +133,8 @@ export class Reconciler {
   readonly #deferred = new Map<string, { readonly kind: string; readonly atMs: number }>();
   /** Workloads known to be flapping: one Event when it starts, one when it stops. */
   readonly #flapping = new Set<string>();
+  /** The opt-in warnings (a bad reload list entry) last recorded per workload: one Event per distinct state. */
+  readonly #reportedWarnings = new Map<string, string>();
 
   constructor(o: ReconcilerOptions) {
     this.#o = o;
@@ -131,6 +152,7 @@ export class Reconciler {
       this.#fingerprints.delete(key);
       this.#written.delete(key);
       this.#reportedOwners.delete(key);
+      this.#reportedWarnings.delete(key);
       this.#setDeferred(key, undefined);
       this.#setFlapping(key, undefined, false);
       return { outcome: 'forgotten' };
@@ -163,7 +185,12 @@ export class Reconciler {
       result = computeConfigHash(consumed, config.lookup, sha256Hex);
     }
     const owned = config.waveOwnedBy(workload.metadata.uid);
-    const plan = planSync(workload, result, owned);
+    const adopt = this.#o.adoption?.mode ?? 'roll';
+    const plan = planSync(workload, result, owned, {
+      ...(this.#o.counting === undefined ? {} : { counting: this.#o.counting }),
+      adopt,
+    });
+    this.#warnOfOptIn(key, workload);
     const log = { workload: key, action: plan.action };
     const written = this.#written.get(key);
     let cacheBehind = false;
@@ -268,6 +295,36 @@ export class Reconciler {
         if (plan.cleanup !== undefined) this.#announceCleanup(key, workload, plan.cleanup);
         return decision?.roll === true ? { outcome: 'rolled', paced: decision.next } : { outcome: 'rolled' };
       }
+      case 'adopt': {
+        if (cacheBehind) return { outcome: 'unchanged' };
+        const adoption = this.#o.adoption;
+        const pods =
+          adoption === undefined || cached.selector === undefined
+            ? []
+            : await adoption.pods.startTimes(ref, cached.selector);
+        const decision =
+          consumed === undefined
+            ? { roll: false, reason: 'it consumes nothing' }
+            : decideAdoption(consumed, config.lookup, pods);
+        if (decision.roll) {
+          const wait = this.#o.takeRolloutToken(ref);
+          if (wait > 0) return { outcome: 'throttled', retryInMs: wait };
+          this.#o.metrics.rollouts.inc({ kind: workload.kind });
+        }
+        const patch = decision.roll ? plan.roll : plan.baseline;
+        this.#written.set(key, {
+          hash: decision.roll ? plan.to : undefined,
+          resourceVersion: await this.#o.writes.patch(ref, patch),
+        });
+        this.#reportedMissing.delete(key);
+        const message = decision.roll
+          ? `adopted with a rollout: ${decision.reason}; stamped config hash ${short(plan.to)}`
+          : `adopted without a rollout: ${decision.reason}; recorded config hash ${short(plan.to)} as its baseline, the next change of its configuration rolls it`;
+        logger.info({ ...log, to: plan.to, rolled: decision.roll }, message);
+        this.#event(workload, 'Normal', decision.roll ? 'AdoptedWithRollout' : 'Adopted', message);
+        if (plan.cleanup !== undefined) this.#announceCleanup(key, workload, plan.cleanup);
+        return decision.roll ? { outcome: 'rolled' } : { outcome: 'adopted' };
+      }
       case 'release':
       case 'unhold': {
         const resourceVersion = await this.#o.writes.patch(ref, plan.patch);
@@ -351,6 +408,20 @@ export class Reconciler {
     const message = cleanup.reasons.join('; ');
     this.#o.logger.info({ workload: key, action: 'cleanup' }, message);
     this.#event(workload, 'Normal', 'MigratedFromWave', message);
+  }
+
+  /** One Warning Event per distinct set of opt-in warnings (a reload list entry that is no pattern). */
+  #warnOfOptIn(key: string, workload: Workload): void {
+    const status = optInStatus(workload, this.#o.counting);
+    const warnings = status.optedIn ? status.warnings.join('; ') : '';
+    if (warnings === '') {
+      this.#reportedWarnings.delete(key);
+      return;
+    }
+    if (this.#reportedWarnings.get(key) === warnings) return;
+    this.#reportedWarnings.set(key, warnings);
+    this.#o.logger.warn({ workload: key }, warnings);
+    this.#event(workload, 'Warning', 'ReloaderPatternInvalid', warnings);
   }
 
   /** One Warning Event while children still carry Wave's ownerReference to the workload. */

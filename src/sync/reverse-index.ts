@@ -137,10 +137,13 @@ export interface Consumer {
 /**
  * Whether the data a consumer reads of a child differs between two versions: every key when it takes
  * all keys, else only its named keys. For a ConfigMap a key's value lives in `data` or `binaryData`; a
- * key that moved between them counts as changed (the hash decides whether the bytes really did).
+ * key that moved between them counts as changed (the hash decides whether the bytes really did), and so does
+ * a change of its counting annotations.
  */
 export function consumedDataChanged(consumed: ConsumedChild, old: ChildData, next: ChildData): boolean {
   if (consumed.allKeys) return !sameChildData(old, next);
+  // Its counting annotations decide whether it counts at all (see src/core/counting.ts).
+  if (!sameStringMap(old.annotations, next.annotations)) return true;
   const oldBinary = old.kind === 'ConfigMap' ? old.binaryData : undefined;
   const nextBinary = next.kind === 'ConfigMap' ? next.binaryData : undefined;
   for (const key of consumed.keys) {
@@ -149,10 +152,14 @@ export function consumedDataChanged(consumed: ConsumedChild, old: ChildData, nex
   return false;
 }
 
-/** Two versions of a child hold the same keys and values (data, and binaryData of a ConfigMap). */
+/**
+ * Two versions of a child hold the same keys and values (data, and binaryData of a ConfigMap) and the same
+ * counting annotations: a change of those is a change of what counts.
+ */
 export function sameChildData(a: ChildData, b: ChildData): boolean {
   return (
     sameStringMap(a.data, b.data) &&
+    sameStringMap(a.annotations, b.annotations) &&
     sameStringMap(
       a.kind === 'ConfigMap' ? a.binaryData : undefined,
       b.kind === 'ConfigMap' ? b.binaryData : undefined,

@@ -2,6 +2,7 @@
 // asks for them, and the Events it decides on (never for dryRun requests).
 import { decideFromPlan, freshChildrenOf, planAdmission } from '../core/admission.ts';
 import type { AdmissionFacts } from '../core/admission.ts';
+import type { CountingOptions } from '../core/counting.ts';
 import type { Hasher } from '../core/hash.ts';
 import { childLookupFrom } from '../core/objects.ts';
 import type { ChildReader } from '../kube/children.ts';
@@ -10,6 +11,8 @@ import type { Admit } from './admission-route.ts';
 import { objectName } from './admission-review.ts';
 
 export interface AdmitDependencies {
+  /** The flags that change what counts; the defaults when absent. */
+  counting?: CountingOptions;
   readChildren: ChildReader;
   events: EventRecorder;
   hasher: Hasher;
@@ -32,6 +35,7 @@ export function createAdmit(deps: AdmitDependencies): Admit {
       dryRun: request.dryRun,
       fromOwnServiceAccount:
         request.userInfo.username === deps.ownUsername || request.fieldManager === deps.ownFieldManager,
+      ...(deps.counting === undefined ? {} : { counting: deps.counting }),
     };
     const plan = planAdmission(facts);
     const fresh = freshChildrenOf(plan);

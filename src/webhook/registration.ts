@@ -1,7 +1,8 @@
 // The MutatingWebhookConfiguration that makes the apiserver call wave. The manifests ship the same object;
 // `wave serve --register-webhook` writes it for local runs, pointing at this process.
 import type { AdmissionregistrationV1Api, V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
-import { optInAnnotation, optInNearMissValues, optInValue } from '../core/annotations.ts';
+import { optInAnnotation, optInNearMissValues, optInValue, reloader } from '../core/annotations.ts';
+import type { CountingOptions } from '../core/counting.ts';
 import { isNotFound } from '../kube/client.ts';
 
 /** A CEL string literal: single-quoted, with every character outside printable ASCII escaped. */
@@ -39,6 +40,34 @@ export const optInCondition = [
   `object.metadata.annotations[${celString(optInAnnotation)}].trim().lowerAscii() in ${celStringList(optInConditionValues)}`,
 ].join(' && ');
 
+/** The workload annotations by which Reloader opts a workload in (an exclude list alone does not). */
+export const reloaderOptInAnnotations: readonly string[] = [
+  reloader.auto,
+  reloader.configMapAuto,
+  reloader.secretAuto,
+  reloader.configMapReload,
+  reloader.secretReload,
+  reloader.search,
+];
+
+/**
+ * With `--reloader-annotations`, the apiserver also sends workloads carrying any of Reloader's opt-in
+ * annotations on their metadata or their pod template (the core reads both, see src/core/counting.ts),
+ * whatever their value: an `auto: "false"` is the core's to decide. With `--auto-reload-all` every
+ * workload may be opted in, so every one is sent: no condition (undefined).
+ */
+export function matchCondition(counting: CountingOptions | undefined): string | undefined {
+  if (counting?.reloaderAnnotations !== true) return optInCondition;
+  if (counting.autoReloadAll) return undefined;
+  const keys = celStringList(reloaderOptInAnnotations);
+  const on = (annotations: string) => `${keys}.exists(k, k in ${annotations})`;
+  return [
+    `(${optInCondition})`,
+    `(has(object.metadata.annotations) && ${on('object.metadata.annotations')})`,
+    `(has(object.spec.template.metadata) && has(object.spec.template.metadata.annotations) && ${on('object.spec.template.metadata.annotations')})`,
+  ].join(' || ');
+}
+
 export interface RegistrationOptions {
   name: string;
   /** Where the apiserver reaches wave: a URL (local runs) or a Service (in the cluster). */
@@ -50,9 +79,12 @@ export interface RegistrationOptions {
   /** Namespaces never sent to the webhook: kube-system and wave's own. */
   excludedNamespaces: readonly string[];
   timeoutSeconds: number;
+  /** The flags that change who is opted in; the defaults when absent. */
+  counting?: CountingOptions;
 }
 
 export function webhookConfiguration(o: RegistrationOptions): V1MutatingWebhookConfiguration {
+  const condition = matchCondition(o.counting);
   const caBundle = Buffer.from(o.caBundlePem).toString('base64');
   const clientConfig =
     'url' in o.target
@@ -76,7 +108,9 @@ export function webhookConfiguration(o: RegistrationOptions): V1MutatingWebhookC
             scope: 'Namespaced',
           },
         ],
-        matchConditions: [{ name: 'opted-in', expression: optInCondition }],
+        ...(condition === undefined
+          ? {}
+          : { matchConditions: [{ name: 'opted-in', expression: condition }] }),
         namespaceSelector: {
           matchExpressions: [
             { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [...o.excludedNamespaces] },

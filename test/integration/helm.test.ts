@@ -19,6 +19,7 @@ import {
   serverDryRun,
 } from '../support/manifests.ts';
 import type { Manifest } from '../support/manifests.ts';
+import { matchCondition, optInCondition } from '../../src/webhook/registration.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const home = await mkdtemp(join(tmpdir(), 'wave-helm-'));
@@ -248,6 +249,49 @@ await t.test('values reach the objects', async (t) => {
     )?.webhooks[0]?.clientConfig.service,
     { namespace: 'platform', name: 'blue-wave', port: 443, path: '/mutate' },
     'its webhook calls its own Service',
+  );
+});
+
+await t.test('reloader values reach the arguments and the webhook', async (t) => {
+  const webhookOf = (objects: readonly Manifest[]) => {
+    const webhooks = objects.filter((o) => o.kind === 'MutatingWebhookConfiguration') as unknown as {
+      webhooks: { matchConditions?: { expression: string }[] }[];
+    }[];
+    t.equal(webhooks.length, 1, 'one MutatingWebhookConfiguration');
+    return webhooks[0]?.webhooks[0];
+  };
+  const defaults = await helmTemplate(home, 'wave', 'wave-system');
+  const defaultArgs = container(defaults, 'wave')['args'] as string[];
+  t.ok(defaultArgs.includes('--adopt=baseline'), '--adopt=baseline by default');
+  t.notOk(defaultArgs.includes('--reloader-annotations'), 'Reloader annotations off by default');
+  t.equal(webhookOf(defaults)?.matchConditions?.[0]?.expression, optInCondition);
+
+  const on = await helmTemplate(home, 'wave', 'wave-system', {
+    adopt: 'roll',
+    reloader: { annotations: true, resourcesToIgnore: ['secrets'] },
+  });
+  const args = container(on, 'wave')['args'] as string[];
+  for (const flag of ['--adopt=roll', '--reloader-annotations', '--resources-to-ignore=secrets']) {
+    t.ok(args.includes(flag), flag);
+  }
+  t.equal(
+    webhookOf(on)?.matchConditions?.[0]?.expression,
+    matchCondition({ reloaderAnnotations: true, autoReloadAll: false, resourcesToIgnore: [] }),
+    "the webhook also sends Reloader's opt-ins",
+  );
+  const all = await helmTemplate(home, 'wave', 'wave-system', {
+    reloader: { annotations: true, autoReloadAll: true },
+  });
+  t.ok((container(all, 'wave')['args'] as string[]).includes('--auto-reload-all'), '--auto-reload-all');
+  t.equal(webhookOf(all)?.matchConditions, undefined, 'every workload is sent');
+  await t.rejects(
+    helmTemplate(home, 'wave', 'wave-system', { reloader: { autoReloadAll: true } }),
+    /reloader.autoReloadAll needs reloader.annotations/,
+  );
+  await t.rejects(
+    helmTemplate(home, 'wave', 'wave-system', { adopt: 'sometimes' }),
+    /adopt/,
+    'an --adopt wave has not',
   );
 });
 

@@ -15,6 +15,8 @@ import type {
   WorkloadWrites,
 } from '../../../src/sync/ports.ts';
 import type { ChildState } from '../../../src/sync/config-cache.ts';
+import type { CountingOptions } from '../../../src/core/counting.ts';
+import type { PodReader } from '../../../src/sync/ports.ts';
 import { mergePatch } from '../../support/fake-cluster.ts';
 
 type Json = Record<string, unknown>;
@@ -22,6 +24,12 @@ type Json = Record<string, unknown>;
 export class FakeWorkloads implements WorkloadReader {
   readonly #raw = new Map<string, { kind: WorkloadKind; object: Json }>();
   #revision = 1;
+  readonly #counting: CountingOptions | undefined;
+
+  /** `counting`: the flags the loop's transform reads the workloads with. */
+  constructor(counting?: CountingOptions) {
+    this.#counting = counting;
+  }
 
   put(kind: WorkloadKind, object: Json): WorkloadRef {
     const meta = object['metadata'] as Json;
@@ -58,7 +66,9 @@ export class FakeWorkloads implements WorkloadReader {
 
   get(ref: WorkloadRef): CachedWorkload | undefined {
     const stored = this.#raw.get(workloadKey(ref));
-    return stored === undefined ? undefined : (cachedWorkload(stored.object, stored.kind) ?? undefined);
+    return stored === undefined
+      ? undefined
+      : (cachedWorkload(stored.object, stored.kind, this.#counting) ?? undefined);
   }
 }
 
@@ -120,6 +130,17 @@ export class FakeWrites implements WorkloadWrites {
   deleteHeldPods(workload: WorkloadRef): Promise<number> {
     this.heldPodDeletions.push(workloadKey(workload));
     return Promise.resolve(1);
+  }
+}
+
+/** Pods as the API would list them: a start time each (undefined: not started). */
+export class FakePods implements PodReader {
+  starts: (number | undefined)[] = [];
+  readonly reads: string[] = [];
+
+  startTimes(workload: WorkloadRef): Promise<readonly (number | undefined)[]> {
+    this.reads.push(workloadKey(workload));
+    return Promise.resolve([...this.starts]);
   }
 }
 
