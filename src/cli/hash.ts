@@ -13,7 +13,7 @@ import type { JsonRecord } from '../core/json.ts';
 import { kindByName } from '../core/kinds.ts';
 import { childLookupFrom, parseConfigMap, parseSecret, parseWorkload } from '../core/objects.ts';
 import type { ChildData, Workload } from '../core/objects.ts';
-import { consumedConfig } from '../core/refs.ts';
+import { consumedConfig, withReloadMatches } from '../core/refs.ts';
 import { optInStatus } from '../core/admission.ts';
 import type { CountingOptions } from '../core/counting.ts';
 import { countingOptions } from './counting-flags.ts';
@@ -123,7 +123,12 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
   for (const workload of manifest.workloads) {
     const id = `${workload.kind}/${workload.metadata.namespace}/${workload.metadata.name}`;
     const optIn = optInStatus(workload, counting);
-    const consumed = consumedConfig(workload, optIn.optedIn ? optIn.policy : undefined);
+    // A reload list pattern matches the objects of the files, as the running wave matches those it watches.
+    const consumed = withReloadMatches(
+      consumedConfig(workload, optIn.optedIn ? optIn.policy : undefined),
+      (kind, namespace) =>
+        manifest.children.flatMap((c) => (c.kind === kind && c.namespace === namespace ? [c.name] : [])),
+    );
     const result = computeConfigHash(consumed, lookup, sha256Hex);
     if (result.complete) {
       io.stdout(`${id} ${result.hash}\n`);

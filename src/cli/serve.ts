@@ -399,6 +399,8 @@ async function start(
     hasher: sha256Hex,
     ownUsername: `system:serviceaccount:${o.namespace}:${o['service-account']}`,
     ownFieldManager: fieldManager,
+    // Requests come only once the webhook listens, after the loop below exists.
+    names: (kind, namespace) => loop.cache.names(kind, namespace),
   });
   const webhook = buildWebhookServer({
     https,

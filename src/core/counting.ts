@@ -229,6 +229,22 @@ export function namedChildren(policy: CountingPolicy, namespace: string): ChildR
 }
 
 /**
+ * Whether a child of `kind` named `name` matches an entry of the policy's reload list that compiles: such
+ * a child counts although the pod template does not reference it (Reloader resolves its patterns against
+ * every object of the workload's namespace).
+ */
+export function matchesReloadList(
+  policy: CountingPolicy | undefined,
+  kind: ChildKind,
+  name: string,
+): boolean {
+  if (policy?.source !== 'reloader') return false;
+  return policy.rules[kind].reload.some(
+    (entry) => patternError(entry) === undefined && matchesName(entry, name),
+  );
+}
+
+/**
  * Whether `child` counts for a workload opted in under `policy`; `meta` is what was read of the child
  * (undefined when it is absent), of which only the counting annotations matter.
  */

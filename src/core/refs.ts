@@ -6,7 +6,7 @@
  * appear in the order of their first reference, so what is reported missing reads like the manifest.
  */
 import { extraConfigMapsAnnotation, extraSecretsAnnotation } from './annotations.ts';
-import { namedChildren } from './counting.ts';
+import { matchesReloadList, namedChildren } from './counting.ts';
 import type { CountingPolicy } from './counting.ts';
 import { childKey } from './objects.ts';
 import type { ChildKind, ChildRef, Container, ObjectSource, PodTemplate, Workload } from './objects.ts';
@@ -104,6 +104,32 @@ export function consumedConfig(workload: Workload, policy?: CountingPolicy): Con
   }
   const all = [...children.values()];
   return policy === undefined ? { namespace, children: all } : { namespace, children: all, policy };
+}
+
+/**
+ * `consumed` with the children a reload list pattern matches among `names` (the names of the objects of a
+ * kind in a namespace, as the metadata watches know them) that it does not consume already: each is
+ * consumed whole and optional, as a reload list entry names it. `consumed` itself when none is added.
+ */
+export function withReloadMatches(
+  consumed: ConsumedConfig,
+  names: (kind: ChildKind, namespace: string) => Iterable<string>,
+): ConsumedConfig {
+  const policy = consumed.policy;
+  if (policy?.source !== 'reloader') return consumed;
+  const have = new Set(consumed.children.map((child) => childKey(child)));
+  const added: ConsumedChild[] = [];
+  for (const kind of ['ConfigMap', 'Secret'] as const) {
+    if (policy.rules[kind].reload.length === 0) continue;
+    for (const name of names(kind, consumed.namespace)) {
+      const ref = { kind, namespace: consumed.namespace, name };
+      const id = childKey(ref);
+      if (have.has(id) || !matchesReloadList(policy, kind, name)) continue;
+      have.add(id);
+      added.push({ ...ref, allKeys: true, keys: new Set(), required: false, requiredKeys: new Set() });
+    }
+  }
+  return added.length === 0 ? consumed : { ...consumed, children: [...consumed.children, ...added] };
 }
 
 /**

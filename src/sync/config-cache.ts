@@ -25,10 +25,11 @@ import type { Clock } from '../clock.ts';
 import { systemClock } from '../clock.ts';
 import { kindByName } from '../core/kinds.ts';
 import type { ChildData, ChildKind, ChildLookup, ChildRef, WorkloadRef } from '../core/objects.ts';
-import { childKey } from '../core/objects.ts';
+import { matchesReloadList } from '../core/counting.ts';
+import { childKey, workloadKey } from '../core/objects.ts';
 import { asArray, asRecord } from '../core/json.ts';
-import { describeChild } from '../core/refs.ts';
-import type { ConsumedChild } from '../core/refs.ts';
+import { describeChild, withReloadMatches } from '../core/refs.ts';
+import type { ConsumedChild, ConsumedConfig } from '../core/refs.ts';
 import { asWaveOwnerReference } from '../core/wave-leftovers.ts';
 import type { OwnerReference } from '../core/wave-leftovers.ts';
 import { Backoff } from '../kube/backoff.ts';
@@ -125,6 +126,10 @@ interface Fetch {
 const kinds: readonly ChildKind[] = ['ConfigMap', 'Secret'];
 const noWriters: readonly string[] = Object.freeze([]);
 
+function isChildList(config: ConsumedConfig | readonly ConsumedChild[]): config is readonly ConsumedChild[] {
+  return Array.isArray(config);
+}
+
 export class ConfigCache {
   readonly index: ConsumerIndex;
   readonly #fetch: ChildFetcher;
@@ -136,6 +141,13 @@ export class ConfigCache {
   readonly #fetchBackoff: BackoffOptions | undefined;
   readonly #clock: Clock;
   readonly #meta = new Map<string, ChildMeta>();
+  /** `Kind/namespace` → the names of the objects the metadata watches know there. */
+  readonly #names = new Map<string, Set<string>>();
+  /**
+   * Namespace → workloadKey → the workloads whose reload list could match objects they do not reference,
+   * with what they consume before matching (see withReloadMatches).
+   */
+  readonly #patternConsumers = new Map<string, Map<string, { ref: WorkloadRef; consumed: ConsumedConfig }>>();
   /** Owner uid → the children carrying Wave's ownerReference to it, by childKey. */
   readonly #waveOwned = new Map<string, Map<string, ChildRef>>();
   readonly #onWaveOwnersChanged: ((workloads: readonly WorkloadRef[]) => void) | undefined;
@@ -175,14 +187,69 @@ export class ConfigCache {
    * last one drop their data. The workload watches call it on every replica, leader or not, so a standby
    * holds the same data as the leader.
    */
-  setWorkload(workload: WorkloadRef, children: readonly ConsumedChild[] | undefined): IndexDelta {
+  setWorkload(
+    workload: WorkloadRef,
+    config: ConsumedConfig | readonly ConsumedChild[] | undefined,
+  ): IndexDelta {
+    const consumed = config === undefined || isChildList(config) ? undefined : config;
+    this.#setPatternConsumer(workload, consumed);
+    const children =
+      consumed === undefined
+        ? (config as readonly ConsumedChild[] | undefined)
+        : this.resolve(consumed).children;
+    const delta = this.#index(workload, children);
+    this.#checkSettled();
+    return delta;
+  }
+
+  /**
+   * What a workload consumes, with the objects its reload list patterns match among the names the
+   * metadata watches know in its namespace.
+   */
+  resolve(consumed: ConsumedConfig): ConsumedConfig {
+    return withReloadMatches(consumed, this.names);
+  }
+
+  /** The names of the objects of `kind` in `namespace` the metadata watches know. */
+  readonly names = (kind: ChildKind, namespace: string): Iterable<string> =>
+    this.#names.get(`${kind}/${namespace}`) ?? [];
+
+  #setPatternConsumer(workload: WorkloadRef, consumed: ConsumedConfig | undefined): void {
+    const key = workloadKey(workload);
+    const namespace = workload.namespace;
+    const patterned =
+      consumed?.policy?.source === 'reloader' &&
+      (consumed.policy.rules.ConfigMap.reload.length > 0 || consumed.policy.rules.Secret.reload.length > 0);
+    let consumers = this.#patternConsumers.get(namespace);
+    if (consumed === undefined || !patterned) {
+      consumers?.delete(key);
+      if (consumers?.size === 0) this.#patternConsumers.delete(namespace);
+      return;
+    }
+    if (consumers === undefined) {
+      consumers = new Map();
+      this.#patternConsumers.set(namespace, consumers);
+    }
+    consumers.set(key, { ref: workload, consumed });
+  }
+
+  /** An object appeared or went: the workloads whose reload list matches its name consume it now, or no more. */
+  #rematch(ref: ChildRef): void {
+    const consumers = this.#patternConsumers.get(ref.namespace);
+    if (consumers === undefined) return;
+    for (const { ref: workload, consumed } of [...consumers.values()]) {
+      if (!matchesReloadList(consumed.policy, ref.kind, ref.name)) continue;
+      this.#index(workload, this.resolve(consumed).children);
+    }
+  }
+
+  #index(workload: WorkloadRef, children: readonly ConsumedChild[] | undefined): IndexDelta {
     const delta =
       children === undefined || children.length === 0
         ? this.index.delete(workload)
         : this.index.set(workload, children);
     for (const ref of delta.released) this.#release(ref);
     for (const ref of delta.consumed) this.#consume(ref);
-    this.#checkSettled();
     return delta;
   }
 
@@ -285,6 +352,16 @@ export class ConfigCache {
     this.#meta.set(key, meta);
     this.#indexWaveOwners(ref, previous, meta);
     this.#publish(kind);
+    if (previous === undefined) {
+      const scope = `${kind}/${meta.namespace}`;
+      let names = this.#names.get(scope);
+      if (names === undefined) {
+        names = new Set();
+        this.#names.set(scope, names);
+      }
+      names.add(meta.name);
+      this.#rematch(ref);
+    }
     if (!this.index.isConsumed(ref)) return;
     const held = this.#held.get(key);
     if (held === undefined || newer(meta.resourceVersion, held.resourceVersion)) this.#schedule(ref);
@@ -305,6 +382,12 @@ export class ConfigCache {
     this.#cancel(key);
     this.#publish(kind);
     if (this.index.isConsumed(ref)) this.#emit(ref, held?.data, undefined, noWriters);
+    const scope = `${kind}/${old.namespace}`;
+    const names = this.#names.get(scope);
+    if (names?.delete(old.name) === true) {
+      if (names.size === 0) this.#names.delete(scope);
+      this.#rematch(ref);
+    }
   }
 
   #indexWaveOwners(ref: ChildRef, before: ChildMeta | undefined, after: ChildMeta | undefined): void {

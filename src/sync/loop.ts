@@ -323,7 +323,7 @@ export class SyncLoop implements WorkloadReader {
     if (item === null) return;
     const ref = workloadRef(item.workload);
     if (old?.consumed !== undefined || now?.consumed !== undefined) {
-      this.#cache.setWorkload(ref, now?.consumed?.children);
+      this.#cache.setWorkload(ref, now?.consumed);
     }
     if (!this.#leading || (!relevant(old) && !relevant(now))) return;
     if (event.type === 'updated' && sameForWave(event.old, event.object)) return;

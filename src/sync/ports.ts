@@ -30,6 +30,8 @@ export interface ConfigReader {
   readonly lookup: ChildLookup;
   /** The children (described, sorted) carrying Wave's ownerReference to the workload with this uid. */
   waveOwnedBy(uid: string | undefined): readonly string[];
+  /** What a workload consumes, with the unreferenced objects its reload list patterns match; absent: as is. */
+  resolve?(consumed: ConsumedConfig): ConsumedConfig;
 }
 
 export interface WorkloadEvent {

@@ -177,7 +177,9 @@ export class Reconciler {
     triggers: ReadonlySet<string>,
   ): Promise<ReconcileOutcome & { readonly paced?: PacingState }> {
     const { config, logger } = this.#o;
-    const { workload, consumed } = cached;
+    const { workload } = cached;
+    const consumed =
+      cached.consumed === undefined ? undefined : (config.resolve?.(cached.consumed) ?? cached.consumed);
     let result: HashResult = { complete: true, hash: '', hashInput: '' };
     if (consumed !== undefined) {
       // A child still being read is neither there nor missing yet; its arrival requeues the workload.

@@ -5,6 +5,8 @@ import type { AdmissionFacts } from '../core/admission.ts';
 import type { CountingOptions } from '../core/counting.ts';
 import type { Hasher } from '../core/hash.ts';
 import { childLookupFrom } from '../core/objects.ts';
+import type { ChildKind } from '../core/objects.ts';
+import { withReloadMatches } from '../core/refs.ts';
 import type { ChildReader } from '../kube/children.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { Admit } from './admission-route.ts';
@@ -23,6 +25,11 @@ export interface AdmitDependencies {
    * does not run as the ServiceAccount (local runs under an admin kubeconfig).
    */
   ownFieldManager: string;
+  /**
+   * The names of the ConfigMaps (Secrets) of a namespace, as the watches know them: a reload list pattern
+   * matches among them, as in the loop. Absent: a pattern matches only what the workload references.
+   */
+  names?: (kind: ChildKind, namespace: string) => Iterable<string>;
 }
 
 export function createAdmit(deps: AdmitDependencies): Admit {
@@ -37,7 +44,11 @@ export function createAdmit(deps: AdmitDependencies): Admit {
         request.userInfo.username === deps.ownUsername || request.fieldManager === deps.ownFieldManager,
       ...(deps.counting === undefined ? {} : { counting: deps.counting }),
     };
-    const plan = planAdmission(facts);
+    const planned = planAdmission(facts);
+    const plan =
+      'decision' in planned || deps.names === undefined
+        ? planned
+        : { ...planned, consumed: withReloadMatches(planned.consumed, deps.names) };
     const fresh = freshChildrenOf(plan);
     const children = fresh.needed ? await deps.readChildren(fresh.children) : [];
     const decision = decideFromPlan(plan, childLookupFrom(children), deps.hasher);

@@ -24,8 +24,8 @@ interface Case {
   readonly stays: Child | undefined;
 }
 
-/** app and db are consumed (envFrom); named is not referenced by the pod template. */
-type Child = 'app' | 'db' | 'named';
+/** app and db are consumed (envFrom); named and other are not referenced by the pod template. */
+type Child = 'app' | 'db' | 'named' | 'other';
 
 const cases: readonly Case[] = [
   { name: 'auto', annotations: { 'reloader.stakater.com/auto': 'true' }, rolls: 'db', stays: 'named' },
@@ -53,6 +53,12 @@ const cases: readonly Case[] = [
     annotations: { 'configmap.reloader.stakater.com/reload': '{id}-named' },
     rolls: 'named',
     stays: 'app',
+  },
+  {
+    name: 'configmap reload pattern reaching an unreferenced ConfigMap',
+    annotations: { 'configmap.reloader.stakater.com/reload': '{id}-name.*' },
+    rolls: 'named',
+    stays: 'other',
   },
   {
     name: 'secret reload list as a pattern',
@@ -128,6 +134,11 @@ data: {value: "1"}
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: ${id}-named, namespace: ${namespace}}
+data: {value: "1"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ${id}-other, namespace: ${namespace}}
 data: {value: "1"}
 ---
 apiVersion: v1

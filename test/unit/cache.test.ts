@@ -5,6 +5,9 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { childKey, workloadKey } from '../../src/core/objects.ts';
 import type { ChildData, ChildRef } from '../../src/core/objects.ts';
+import { optInStatus } from '../../src/core/admission.ts';
+import { defaultCounting } from '../../src/core/counting.ts';
+import { consumedConfig } from '../../src/core/refs.ts';
 import type { ConsumedChild } from '../../src/core/refs.ts';
 import type { FetchedChild } from '../../src/kube/child-fetcher.ts';
 import type { WatchEvent } from '../../src/kube/watch.ts';
@@ -14,7 +17,7 @@ import { compareVersions, newer } from '../../src/kube/resource-version.ts';
 import { childMetaTransform, ConfigCache } from '../../src/sync/config-cache.ts';
 import type { ChildChange, ChildMeta, ConfigCacheOptions } from '../../src/sync/config-cache.ts';
 import { waitFor } from '../support/cluster.ts';
-import { consumes, deploymentRef } from './support/workloads.ts';
+import { consumes, deployment, deploymentRef, podSpec } from './support/workloads.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
 const cm = (name: string, namespace = 'shop'): ChildRef => ({ kind: 'ConfigMap', namespace, name });
@@ -428,4 +431,75 @@ t.test("the metadata watch keeps Wave's ownerReferences and says when they chang
   s.send(ref, { type: 'updated', key: 'shop/settings', old: freed, object: freed });
   t.equal(told.length, 2, 'nothing to tell when nothing changed');
   t.end();
+});
+
+t.test('a reload list pattern reaches objects nobody references, as they appear and go', async (t) => {
+  const s = setup(t);
+  const web = deployment({
+    annotations: { 'configmap.reloader.stakater.com/reload': 'name-.*' },
+    podSpec: podSpec({ envFrom: [{ configMapRef: { name: 'app' } }] }),
+  });
+  const optIn = optInStatus(web, { ...defaultCounting, reloaderAnnotations: true });
+  if (!optIn.optedIn) throw new Error('not opted in');
+  const consumed = consumedConfig(web, optIn.policy);
+  s.write(cm('app'), '1', { a: '1' });
+  s.write(cm('name-a'), '2', { x: '1' });
+  s.write(cm('other'), '3', { y: '1' });
+  s.write(secret('name-s'), '4', { z: '1' });
+  s.sync();
+  s.cache.setWorkload(deploymentRef('web'), consumed);
+  await s.cache.whenSettled();
+
+  const names = () =>
+    s.cache
+      .resolve(consumed)
+      .children.map((child) => childKey(child))
+      .sort();
+  t.same(names(), ['ConfigMap/shop/app', 'ConfigMap/shop/name-a'], 'the matching name, of its kind only');
+  t.same(
+    s.api.calls.sort(),
+    ['ConfigMap/shop/app', 'ConfigMap/shop/name-a'],
+    'the non-matching ones are never read',
+  );
+  t.same(
+    s.cache.index.consumersOf(cm('name-a')).map((c) => workloadKey(c.workload)),
+    ['Deployment/shop/web'],
+  );
+
+  s.changes.length = 0;
+  s.write(cm('name-b'), '5', { x: '2' });
+  s.write(cm('unrelated'), '6', { y: '2' });
+  await s.cache.whenSettled();
+  t.same(
+    s.changes.map(summary),
+    ['ConfigMap/name-b: null -> {"x":"2"} for Deployment/shop/web'],
+    'a new match re-evaluates its consumer',
+  );
+  t.same(names(), ['ConfigMap/shop/app', 'ConfigMap/shop/name-a', 'ConfigMap/shop/name-b']);
+
+  s.changes.length = 0;
+  s.write(cm('name-a'), '7', { x: '3' });
+  s.write(cm('other'), '8', { y: '3' });
+  await s.cache.whenSettled();
+  t.same(
+    s.changes.map(summary),
+    ['ConfigMap/name-a: {"x":"1"} -> {"x":"3"} for Deployment/shop/web'],
+    'a matched one changing reaches it; others do not',
+  );
+
+  s.changes.length = 0;
+  s.remove(cm('name-b'));
+  await s.cache.whenSettled();
+  t.same(
+    s.changes.map(summary),
+    ['ConfigMap/name-b: {"x":"2"} -> null for Deployment/shop/web'],
+    'a deleted match reaches it',
+  );
+  t.same(names(), ['ConfigMap/shop/app', 'ConfigMap/shop/name-a'], 'and is consumed no more');
+  t.equal(s.cache.lookup('ConfigMap', 'shop', 'name-b'), undefined);
+
+  s.cache.setWorkload(deploymentRef('web'), undefined);
+  s.write(cm('name-c'), '9', { x: '4' });
+  await s.cache.whenSettled();
+  t.notOk(s.api.calls.includes('ConfigMap/shop/name-c'), 'a forgotten workload matches nothing');
 });

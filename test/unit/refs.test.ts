@@ -1,5 +1,7 @@
 import t from 'tap';
-import { childHashName, consumedConfig, parseExtraList } from '../../src/core/refs.ts';
+import { optInStatus } from '../../src/core/admission.ts';
+import { defaultCounting } from '../../src/core/counting.ts';
+import { childHashName, consumedConfig, parseExtraList, withReloadMatches } from '../../src/core/refs.ts';
 import type { ConsumedChild } from '../../src/core/refs.ts';
 import { deployment, podSpec, workload, deploymentObject } from './support/workloads.ts';
 
@@ -267,5 +269,42 @@ t.test('a template without a spec consumes nothing', (t) => {
   const object = deploymentObject();
   ((object['spec'] as Record<string, unknown>)['template'] as Record<string, unknown>)['spec'] = null;
   t.strictSame(consumedConfig(workload(object)).children, []);
+  t.end();
+});
+
+t.test('a reload list pattern adds the unreferenced objects it matches, whole and optional', (t) => {
+  const names = { ConfigMap: ['app', 'name-a', 'name-b', 'other', 'xname-a'], Secret: ['name-s'] };
+  const resolved = (annotations: Record<string, string>, wave = false) => {
+    const w = deployment({ annotations, podSpec: podSpec({ envFrom: [{ configMapRef: { name: 'app' } }] }) });
+    const optIn = optInStatus(w, { ...defaultCounting, reloaderAnnotations: true });
+    const policy = optIn.optedIn ? optIn.policy : undefined;
+    const config = consumedConfig(w, wave ? undefined : policy);
+    return withReloadMatches(config, (kind, namespace) =>
+      namespace === 'shop' ? names[kind] : [],
+    ).children.map(plain);
+  };
+  const whole = (id: string) => ({ id, allKeys: true, keys: [], required: false, requiredKeys: [] });
+  const app = { id: 'ConfigMap shop/app', allKeys: true, keys: [], required: true, requiredKeys: [] };
+  t.same(
+    resolved({ 'configmap.reloader.stakater.com/reload': 'name-.*' }),
+    [app, whole('ConfigMap shop/name-a'), whole('ConfigMap shop/name-b')],
+    'anchored: xname-a does not match; Secrets are not ConfigMaps',
+  );
+  t.same(
+    resolved({ 'secret.reloader.stakater.com/reload': 'name-.*,app' }),
+    [app, whole('Secret shop/app'), whole('Secret shop/name-s')],
+    'a plain name is consumed as before (first), a pattern adds what it matches',
+  );
+  t.same(
+    resolved({ 'configmap.reloader.stakater.com/reload': 'name-(' }),
+    [app],
+    'no regular expression: no match',
+  );
+  t.same(resolved({ 'reloader.stakater.com/auto': 'true' }), [app], 'no reload list: nothing added');
+  t.same(
+    resolved({ 'configmap.reloader.stakater.com/reload': 'name-.*' }, true),
+    [app],
+    'no policy: nothing added',
+  );
   t.end();
 });
