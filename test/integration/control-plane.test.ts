@@ -141,7 +141,13 @@ t.test('cluster.sh down stops every process it started and frees every port', as
   t.ok(ports.length >= 6, `it listened on ${ports.length} ports`);
   // Before: every recorded process is alive and every port taken, so the checks after down can fail.
   t.same(pids.filter(isAlive), pids, 'every recorded process is running before down');
-  t.same(await busyPorts(ports), ports, 'every recorded port is listening before down');
+  // `up` returns once the apiserver is ready; the other components may still be opening their ports (a
+  // loaded machine has been seen to take seconds), so wait for them rather than sample once.
+  const listening = await waitFor('every recorded port to listen', async () => {
+    const busy = await busyPorts(ports);
+    return busy.length === ports.length ? busy : undefined;
+  }).catch(() => busyPorts(ports));
+  t.same(listening, ports, 'every recorded port is listening before down');
   await run('bash', [clusterScript, 'down'], { env: { ...process.env, WAVE_CLUSTER_DIR: cluster.dir } });
   t.same(pids.filter(isAlive), [], 'no process left');
   t.same(await busyPorts(ports), [], 'no port left listening');
