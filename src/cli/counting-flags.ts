@@ -1,6 +1,7 @@
 // The flags that change what counts (src/core/counting.ts), shared by every command that decides it:
 // `wave serve`, `wave explain` and `wave hash`, so that the three agree for the same flags.
 import { defaultCounting, ignorableResources } from '../core/counting.ts';
+import { LabelSelectorError, parseLabelSelector } from '../core/label-selector.ts';
 import type { CountingOptions } from '../core/counting.ts';
 import type { ChildKind } from '../core/objects.ts';
 import { UsageError } from './flags.ts';
@@ -25,6 +26,12 @@ export const countingFlags = {
     default: [],
     help: `kinds of objects that never count: ${Object.keys(ignorableResources).join(' or ')} (Reloader's --resources-to-ignore)`,
   },
+  'resource-label-selector': {
+    type: 'string',
+    env: 'WAVE_RESOURCE_LABEL_SELECTOR',
+    default: '',
+    help: "only ConfigMaps and Secrets whose labels this selector selects count, e.g. 'reload=true' (kubectl -l syntax; Reloader's --resource-label-selector); empty: all",
+  },
 } as const satisfies FlagTable;
 
 /** The typed options of the counting flags; a usage error names what is wrong. */
@@ -32,6 +39,7 @@ export function countingOptions(values: {
   readonly 'reloader-annotations': boolean;
   readonly 'auto-reload-all': boolean;
   readonly 'resources-to-ignore': readonly string[];
+  readonly 'resource-label-selector': string;
 }): CountingOptions {
   if (values['auto-reload-all'] && !values['reloader-annotations']) {
     throw new UsageError('--auto-reload-all needs --reloader-annotations');
@@ -45,10 +53,25 @@ export function countingOptions(values: {
     }
     return kind;
   });
-  if (!values['reloader-annotations'] && resourcesToIgnore.length === 0) return defaultCounting;
+  let selector;
+  try {
+    selector = parseLabelSelector(values['resource-label-selector']);
+  } catch (err) {
+    if (!(err instanceof LabelSelectorError)) throw err;
+    throw new UsageError(`--resource-label-selector: ${err.message}`);
+  }
+  const resourceLabelSelector = selector.requirements.length === 0 ? undefined : selector;
+  if (
+    !values['reloader-annotations'] &&
+    resourcesToIgnore.length === 0 &&
+    resourceLabelSelector === undefined
+  ) {
+    return defaultCounting;
+  }
   return {
     reloaderAnnotations: values['reloader-annotations'],
     autoReloadAll: values['auto-reload-all'],
     resourcesToIgnore,
+    ...(resourceLabelSelector === undefined ? {} : { resourceLabelSelector }),
   };
 }

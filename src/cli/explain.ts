@@ -3,8 +3,9 @@ import { CustomObjectsApi } from '@kubernetes/client-node';
 import { explain, formatExplanation } from '../core/explain.ts';
 import { workloadKinds } from '../core/kinds.ts';
 import { childLookupFrom, parseWorkload } from '../core/objects.ts';
+import type { ChildKind } from '../core/objects.ts';
 import { defaultPacing } from '../core/pacing.ts';
-import { consumedConfig } from '../core/refs.ts';
+import { consumedConfig, withReloadMatches } from '../core/refs.ts';
 import { apiChildReader } from '../kube/children.ts';
 import { apiErrorMessage, connect, isNotFound } from '../kube/client.ts';
 import type { KubeClients } from '../kube/client.ts';
@@ -15,6 +16,7 @@ import { asArray, asString } from '../core/json.ts';
 import { asWaveOwnerReference } from '../core/wave-leftovers.ts';
 import { sha256Hex } from '../sha256.ts';
 import { optInStatus } from '../core/admission.ts';
+import { countingLabelKeys } from '../core/counting.ts';
 import type { CountingOptions } from '../core/counting.ts';
 import { countingFlags, countingOptions } from './counting-flags.ts';
 import { flagHelp, parseFlags, UsageError } from './flags.ts';
@@ -50,7 +52,8 @@ const usage = `Usage: wave explain <kind>/<name> [-n namespace] [-o text|json]
 
 Shows what wave sees of one workload, read fresh from the API: the ConfigMaps and Secrets (and keys) it
 consumes, whether each counts and what decided it (give the running wave's --reloader-annotations,
---auto-reload-all and --resources-to-ignore), what is missing, the current and the desired config hash, whether it is held, and what wave
+--auto-reload-all, --resources-to-ignore and --resource-label-selector; the objects a reload list pattern
+matches are listed too), what is missing, the current and the desired config hash, whether it is held, and what wave
 does about it. Kinds: deployment (deploy), statefulset (sts), daemonset (ds). Values are never shown.
 Exit status: 0 shown, 1 not found or API error, 2 usage error.
 
@@ -58,27 +61,37 @@ Options:
 ${flagHelp(explainFlags)}
 `;
 
-/**
- * The ConfigMaps and Secrets of the namespace that carry Wave's ownerReference to the workload, whether
- * it consumes them now or not.
- */
-async function waveOwnedChildren(
+/** What the namespace's ConfigMaps and Secrets tell, from one metadata listing of each. */
+interface NamespaceChildren {
+  /** Those that carry Wave's ownerReference to the workload (described), consumed now or not. */
+  readonly waveOwned: string[];
+  /** Every name, by kind: the objects a reload list pattern can match. */
+  readonly names: Record<ChildKind, string[]>;
+}
+
+async function namespaceChildren(
   kube: KubeClients,
   namespace: string,
   uid: string | undefined,
-): Promise<string[]> {
-  if (uid === undefined) return [];
+): Promise<NamespaceChildren> {
   const transport = new KubeTransport(kube.kc);
-  const owned: string[] = [];
-  for (const resource of [configMapsResource, secretsResource]) {
+  const found: NamespaceChildren = { waveOwned: [], names: { ConfigMap: [], Secret: [] } };
+  const resources = [
+    ['ConfigMap', configMapsResource],
+    ['Secret', secretsResource],
+  ] as const;
+  for (const [kind, resource] of resources) {
     await listMetadata(transport, resource, namespace, (metadata) => {
+      const name = asString(metadata['name']) ?? '';
+      found.names[kind].push(name);
       const refs = asArray(metadata['ownerReferences']).map(asWaveOwnerReference);
-      if (refs.some((ref) => ref?.uid === uid)) {
-        owned.push(`${resource.kind} ${namespace}/${asString(metadata['name']) ?? ''}`);
+      if (uid !== undefined && refs.some((ref) => ref?.uid === uid)) {
+        found.waveOwned.push(`${kind} ${namespace}/${name}`);
       }
     });
   }
-  return owned.sort();
+  found.waveOwned.sort();
+  return found;
 }
 
 export const explainCommand: Command = {
@@ -123,20 +136,26 @@ export const explainCommand: Command = {
       const parsed = parseWorkload(object, { kind: kind.kind, namespace: options.namespace });
       if (!parsed.ok) throw new Error(parsed.reason);
       const optIn = optInStatus(parsed.value, counting);
-      const consumed = consumedConfig(parsed.value, optIn.optedIn ? optIn.policy : undefined);
-      const children = await apiChildReader(kube.core)(consumed.children);
-      const waveOwned = await waveOwnedChildren(kube, options.namespace, parsed.value.metadata.uid);
+      const inNamespace = await namespaceChildren(kube, options.namespace, parsed.value.metadata.uid);
+      // A reload list pattern matches the namespace's objects, as the running wave matches those it watches.
+      const names = (kind: ChildKind) => inNamespace.names[kind];
+      const consumed = withReloadMatches(
+        consumedConfig(parsed.value, optIn.optedIn ? optIn.policy : undefined),
+        names,
+      );
+      const children = await apiChildReader(kube.core, countingLabelKeys(counting))(consumed.children);
       // The default intervals: explain does not know the running wave's flags.
       const explanation = explain(
         parsed.value,
         childLookupFrom(children),
         sha256Hex,
-        waveOwned,
+        inNamespace.waveOwned,
         {
           options: defaultPacing,
           nowMs: Date.now(),
         },
         counting,
+        names,
       );
       io.stdout(
         options.output === 'json'

@@ -15,6 +15,7 @@ import { childLookupFrom, parseConfigMap, parseSecret, parseWorkload } from '../
 import type { ChildData, Workload } from '../core/objects.ts';
 import { consumedConfig, withReloadMatches } from '../core/refs.ts';
 import { optInStatus } from '../core/admission.ts';
+import { countingLabelKeys } from '../core/counting.ts';
 import type { CountingOptions } from '../core/counting.ts';
 import { countingOptions } from './counting-flags.ts';
 import type { CliIo, Command } from './main.ts';
@@ -35,6 +36,7 @@ Options:
   --reloader-annotations      honour Stakater Reloader's annotations, as wave serve does with that flag
   --auto-reload-all           as wave serve's --auto-reload-all
   --resources-to-ignore LIST  configMaps and/or secrets: kinds that never count, as wave serve's flag
+  --resource-label-selector S only objects whose labels S selects count, as wave serve's flag
   -h, --help                  show this help
 
 The hash is that of the objects that count for each workload (wave.pusher.com/ignore, only-annotated and,
@@ -68,6 +70,7 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
         'reloader-annotations': { type: 'boolean' },
         'auto-reload-all': { type: 'boolean' },
         'resources-to-ignore': { type: 'string' },
+        'resource-label-selector': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -85,6 +88,7 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
         .split(',')
         .map((s) => s.trim())
         .filter((s) => s !== ''),
+      'resource-label-selector': values['resource-label-selector'] ?? '',
     });
   } catch (error) {
     io.stderr(`wave hash: ${errorMessage(error)}\n\n${help}`);
@@ -95,7 +99,7 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
     return exit.usage;
   }
 
-  const manifest: Manifest = { workloads: [], children: [] };
+  const manifest: Manifest = { workloads: [], children: [], keepLabels: countingLabelKeys(counting) };
   try {
     for (const file of files) {
       const name = file === '-' ? '<stdin>' : file;
@@ -143,6 +147,8 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
 interface Manifest {
   readonly workloads: Workload[];
   readonly children: ChildData[];
+  /** The labels of children the counting reads (--resource-label-selector). */
+  readonly keepLabels: readonly string[];
 }
 
 /** Adds the workloads, ConfigMaps and Secrets of one file to `manifest`; throws ManifestError. */
@@ -193,13 +199,16 @@ function readObject(
     throw new ManifestError(`${where([...path, ...subPath])}: ${message}`);
   };
   if (kind === 'ConfigMap') {
-    const configMap = parseConfigMap(value, defaultNamespace) ?? fail(['metadata'], 'ConfigMap has no name');
+    const configMap =
+      parseConfigMap(value, defaultNamespace, manifest.keepLabels) ??
+      fail(['metadata'], 'ConfigMap has no name');
     const label = `ConfigMap ${configMap.namespace}/${configMap.name}`;
     checkStrings(value, 'data', label, fail);
     const binaryData = checkBase64(value, 'binaryData', label, fail);
     manifest.children.push({ ...configMap, ...(binaryData && { binaryData }) });
   } else if (kind === 'Secret') {
-    const secret = parseSecret(value, defaultNamespace) ?? fail(['metadata'], 'Secret has no name');
+    const secret =
+      parseSecret(value, defaultNamespace, manifest.keepLabels) ?? fail(['metadata'], 'Secret has no name');
     const label = `Secret ${secret.namespace}/${secret.name}`;
     const data = checkBase64(value, 'data', label, fail) ?? {};
     const stringData = checkStrings(value, 'stringData', label, fail) ?? {};

@@ -30,6 +30,7 @@ import type { TlsMaterial } from '../webhook/tls.ts';
 import { adoptModes } from '../core/adoption.ts';
 import type { AdoptMode } from '../core/adoption.ts';
 import { apiPodReader } from '../kube/pod-starts.ts';
+import { countingLabelKeys } from '../core/counting.ts';
 import { countingFlags, countingOptions } from './counting-flags.ts';
 import { flagHelp, parseFlags, UsageError } from './flags.ts';
 import type { FlagTable, FlagValues } from './flags.ts';
@@ -394,7 +395,7 @@ async function start(
   const adopt = adoptMode(o.adopt);
   const admit = createAdmit({
     counting,
-    readChildren: apiChildReader(kube.core),
+    readChildren: apiChildReader(kube.core, countingLabelKeys(counting)),
     events,
     hasher: sha256Hex,
     ownUsername: `system:serviceaccount:${o.namespace}:${o['service-account']}`,
@@ -413,7 +414,7 @@ async function start(
   const loop = new SyncLoop({
     clock,
     transport,
-    fetch: apiChildFetcher(kube.core),
+    fetch: apiChildFetcher(kube.core, countingLabelKeys(counting)),
     writes: kubeWorkloadWrites(kube, events),
     logger,
     metrics,

@@ -3,7 +3,8 @@
  * Secrets it consumes count towards its hash, each with the annotation or flag that decided it. Decided
  * here once, for the webhook, the sync loop, `wave explain` and `wave hash -f` alike.
  *
- * Wave's own annotations always apply. With `--reloader-annotations`, Stakater Reloader's do too, with
+ * `--resources-to-ignore` and `--resource-label-selector` come first, for every workload. Wave's own
+ * annotations always apply. With `--reloader-annotations`, Stakater Reloader's do too, with
  * Reloader's precedence: a child's ignore first, then the workload's exclude list, its reload list, its
  * search (and the child's match), its auto annotations, and `--auto-reload-all` last. The workload's
  * annotations are read from its own metadata when that carries any that bear on a kind of child, else from
@@ -17,6 +18,8 @@ import {
   optInValue,
   reloader,
 } from './annotations.ts';
+import { matchesLabels, selectorKeys } from './label-selector.ts';
+import type { LabelSelector } from './label-selector.ts';
 import type { ChildKind, ChildMetadata, ChildRef, Workload } from './objects.ts';
 
 /** The flags that change what counts, parsed once at the edge. */
@@ -30,6 +33,8 @@ export interface CountingOptions {
   readonly autoReloadAll: boolean;
   /** `--resources-to-ignore`: kinds of children that never count. */
   readonly resourcesToIgnore: readonly ChildKind[];
+  /** `--resource-label-selector`: only the children whose labels it selects count. */
+  readonly resourceLabelSelector?: LabelSelector;
 }
 
 export const defaultCounting: CountingOptions = {
@@ -37,6 +42,12 @@ export const defaultCounting: CountingOptions = {
   autoReloadAll: false,
   resourcesToIgnore: [],
 };
+
+/** The labels of a child the counting reads: only these are kept of what is read of it. */
+export function countingLabelKeys(options: CountingOptions | undefined): readonly string[] {
+  const selector = options?.resourceLabelSelector;
+  return selector === undefined ? [] : selectorKeys(selector);
+}
 
 /** How `--resources-to-ignore` names the kinds, as Reloader's flag does. */
 export const ignorableResources: Readonly<Record<string, ChildKind>> = {
@@ -258,6 +269,11 @@ export function decideChild(
   const flagName = Object.entries(ignorableResources).find(([, kind]) => kind === child.kind)?.[0];
   if (options.resourcesToIgnore.includes(child.kind)) {
     return { counts: false, decidedBy: `--resources-to-ignore=${flagName ?? child.kind}` };
+  }
+  // An absent child has no labels to tell: it is left to the rules below (required and missing, it holds).
+  const selector = options.resourceLabelSelector;
+  if (selector !== undefined && meta !== undefined && !matchesLabels(selector, meta.labels)) {
+    return { counts: false, decidedBy: `--resource-label-selector=${selector.text} does not select it` };
   }
   if (annotations?.[childIgnoreAnnotation] === 'true') {
     return { counts: false, decidedBy: `${childIgnoreAnnotation}: "true" on it` };

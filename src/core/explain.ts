@@ -9,8 +9,8 @@ import { decideChild } from './counting.ts';
 import type { CountingOptions } from './counting.ts';
 import { computeConfigHash, describeMissing } from './hash.ts';
 import type { Hasher } from './hash.ts';
-import type { ChildLookup, Workload } from './objects.ts';
-import { consumedConfig, describeChild } from './refs.ts';
+import type { ChildKind, ChildLookup, Workload } from './objects.ts';
+import { consumedConfig, describeChild, withReloadMatches } from './refs.ts';
 import { describePacing } from './pacing.ts';
 import type { PacingOptions } from './pacing.ts';
 import { isHeld, templateHash } from './template.ts';
@@ -55,7 +55,8 @@ export interface Explanation {
 
 /**
  * `waveOwned`: the ConfigMaps and Secrets (described) that carry Wave's ownerReference to the workload;
- * `pacing`: the intervals and the time at which to tell the pacing state.
+ * `pacing`: the intervals and the time at which to tell the pacing state; `names`: the ConfigMaps and
+ * Secrets of a namespace, which a reload list pattern matches (none when not given).
  */
 export function explain(
   workload: Workload,
@@ -64,12 +65,14 @@ export function explain(
   waveOwned: readonly string[] = [],
   pacing?: { readonly options: PacingOptions; readonly nowMs: number },
   counting?: CountingOptions,
+  names?: (kind: ChildKind, namespace: string) => Iterable<string>,
 ): Explanation {
   const id = `${workload.kind} ${workload.metadata.namespace}/${workload.metadata.name}`;
   const optIn = optInStatus(workload, counting);
   const optedIn = optIn.optedIn;
   const policy = optIn.optedIn ? optIn.policy : undefined;
-  const consumed = consumedConfig(workload, policy);
+  const direct = consumedConfig(workload, policy);
+  const consumed = names === undefined ? direct : withReloadMatches(direct, names);
   const template = workload.spec.template;
   const held = isHeld(template);
   const currentHash = templateHash(template);

@@ -115,6 +115,8 @@ export interface ChildRef {
 export interface ChildMetadata {
   /** Only the annotations that decide whether it counts (childCountingAnnotations); absent when none. */
   readonly annotations?: Readonly<Record<string, string>>;
+  /** Only the labels `--resource-label-selector` reads (countingLabelKeys); absent when none. */
+  readonly labels?: Readonly<Record<string, string>>;
   /** The latest `managedFields[].time` (ms since the epoch): when it was last written, as the API records it. */
   readonly lastWriteMs?: number;
 }
@@ -309,8 +311,15 @@ function parseKeySelector(value: unknown): KeySelector | undefined {
   return selector['optional'] === true ? { name, key, optional: true } : { name, key };
 }
 
-/** Reads a ConfigMap; undefined when it has no name or no namespace (and no default is given). */
-export function parseConfigMap(value: unknown, defaultNamespace?: string): ConfigMapData | undefined {
+/**
+ * Reads a ConfigMap; undefined when it has no name or no namespace (and no default is given). Of its
+ * labels, only those named in `keepLabels` are kept.
+ */
+export function parseConfigMap(
+  value: unknown,
+  defaultNamespace?: string,
+  keepLabels: readonly string[] = [],
+): ConfigMapData | undefined {
   const object = asRecord(value);
   const metadata = parseObjectMeta(object?.['metadata']);
   const namespace = metadata.namespace ?? defaultNamespace;
@@ -320,12 +329,16 @@ export function parseConfigMap(value: unknown, defaultNamespace?: string): Confi
     namespace,
     name: metadata.name,
     ...definedOnly({ data: asStringMap(object['data']), binaryData: asStringMap(object['binaryData']) }),
-    ...childMetadata(object['metadata'], metadata),
+    ...childMetadata(object['metadata'], metadata, keepLabels),
   };
 }
 
 /** Reads a Secret as the API serves it (`data` in base64); undefined when it has no name or namespace. */
-export function parseSecret(value: unknown, defaultNamespace?: string): SecretData | undefined {
+export function parseSecret(
+  value: unknown,
+  defaultNamespace?: string,
+  keepLabels: readonly string[] = [],
+): SecretData | undefined {
   const object = asRecord(value);
   const metadata = parseObjectMeta(object?.['metadata']);
   const namespace = metadata.namespace ?? defaultNamespace;
@@ -335,21 +348,23 @@ export function parseSecret(value: unknown, defaultNamespace?: string): SecretDa
     namespace,
     name: metadata.name,
     ...definedOnly({ data: asStringMap(object['data']) }),
-    ...childMetadata(object['metadata'], metadata),
+    ...childMetadata(object['metadata'], metadata, keepLabels),
   };
 }
 
-/** The counting annotations and the time of the last write of a child's wire metadata. */
-function childMetadata(raw: unknown, metadata: ObjectMeta): ChildMetadata {
+/** The counting annotations, the labels asked for and the time of the last write of a child's wire metadata. */
+function childMetadata(raw: unknown, metadata: ObjectMeta, keepLabels: readonly string[]): ChildMetadata {
   const kept = Object.entries(metadata.annotations ?? {}).filter(([key]) =>
     childCountingAnnotations.includes(key),
   );
+  const labels = Object.entries(metadata.labels ?? {}).filter(([key]) => keepLabels.includes(key));
   const times = asArray(asRecord(raw)?.['managedFields']).flatMap((entry) => {
     const ms = timeMs(asRecord(entry)?.['time']);
     return ms === undefined ? [] : [ms];
   });
   return definedOnly({
     annotations: kept.length > 0 ? Object.fromEntries(kept) : undefined,
+    labels: labels.length > 0 ? Object.fromEntries(labels) : undefined,
     lastWriteMs: times.length > 0 ? Math.max(...times) : undefined,
   });
 }

@@ -17,7 +17,8 @@ export interface FetchedChild {
 /** Resolves undefined when the object does not exist; rejects on any other failure. */
 export type ChildFetcher = (ref: ChildRef) => Promise<FetchedChild | undefined>;
 
-export function apiChildFetcher(core: CoreV1Api): ChildFetcher {
+/** `keepLabels`: the labels kept of each object read (those the counting reads, countingLabelKeys). */
+export function apiChildFetcher(core: CoreV1Api, keepLabels: readonly string[] = []): ChildFetcher {
   return async (ref) => {
     const id = { name: ref.name, namespace: ref.namespace };
     try {
@@ -25,7 +26,10 @@ export function apiChildFetcher(core: CoreV1Api): ChildFetcher {
         ref.kind === 'ConfigMap'
           ? await core.readNamespacedConfigMap(id)
           : await core.readNamespacedSecret(id);
-      const data = ref.kind === 'ConfigMap' ? parseConfigMap(object) : parseSecret(object);
+      const data =
+        ref.kind === 'ConfigMap'
+          ? parseConfigMap(object, undefined, keepLabels)
+          : parseSecret(object, undefined, keepLabels);
       if (data === undefined) {
         throw new Error(`the API answered ${describeChild(ref)} with an object without a name`);
       }

@@ -7,9 +7,12 @@ import { apiChildFetcher } from './child-fetcher.ts';
 
 export type ChildReader = (refs: readonly ChildRef[]) => Promise<ChildData[]>;
 
-/** Absent objects are simply not in the result; any other API error rejects (the webhook fails open). */
-export function apiChildReader(core: CoreV1Api): ChildReader {
-  const fetch = apiChildFetcher(core);
+/**
+ * Absent objects are simply not in the result; any other API error rejects (the webhook fails open).
+ * `keepLabels` as apiChildFetcher's.
+ */
+export function apiChildReader(core: CoreV1Api, keepLabels: readonly string[] = []): ChildReader {
+  const fetch = apiChildFetcher(core, keepLabels);
   return async (refs) => {
     const found = await Promise.all(refs.map(fetch));
     return found.flatMap((child) => (child === undefined ? [] : [child.data]));

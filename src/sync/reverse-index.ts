@@ -142,8 +142,9 @@ export interface Consumer {
  */
 export function consumedDataChanged(consumed: ConsumedChild, old: ChildData, next: ChildData): boolean {
   if (consumed.allKeys) return !sameChildData(old, next);
-  // Its counting annotations decide whether it counts at all (see src/core/counting.ts).
-  if (!sameStringMap(old.annotations, next.annotations)) return true;
+  // Its counting annotations and labels decide whether it counts at all (see src/core/counting.ts).
+  if (!sameStringMap(old.annotations, next.annotations) || !sameStringMap(old.labels, next.labels))
+    return true;
   const oldBinary = old.kind === 'ConfigMap' ? old.binaryData : undefined;
   const nextBinary = next.kind === 'ConfigMap' ? next.binaryData : undefined;
   for (const key of consumed.keys) {
@@ -154,12 +155,13 @@ export function consumedDataChanged(consumed: ConsumedChild, old: ChildData, nex
 
 /**
  * Two versions of a child hold the same keys and values (data, and binaryData of a ConfigMap) and the same
- * counting annotations: a change of those is a change of what counts.
+ * counting annotations and labels: a change of those is a change of what counts.
  */
 export function sameChildData(a: ChildData, b: ChildData): boolean {
   return (
     sameStringMap(a.data, b.data) &&
     sameStringMap(a.annotations, b.annotations) &&
+    sameStringMap(a.labels, b.labels) &&
     sameStringMap(
       a.kind === 'ConfigMap' ? a.binaryData : undefined,
       b.kind === 'ConfigMap' ? b.binaryData : undefined,

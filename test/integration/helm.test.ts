@@ -264,14 +264,27 @@ await t.test('reloader values reach the arguments and the webhook', async (t) =>
   const defaultArgs = container(defaults, 'wave')['args'] as string[];
   t.ok(defaultArgs.includes('--adopt=baseline'), '--adopt=baseline by default');
   t.notOk(defaultArgs.includes('--reloader-annotations'), 'Reloader annotations off by default');
+  t.notOk(
+    defaultArgs.some((arg) => arg.startsWith('--resource-label-selector')),
+    'no label selector by default',
+  );
   t.equal(webhookOf(defaults)?.matchConditions?.[0]?.expression, optInCondition);
 
   const on = await helmTemplate(home, 'wave', 'wave-system', {
     adopt: 'roll',
-    reloader: { annotations: true, resourcesToIgnore: ['secrets'] },
+    reloader: {
+      annotations: true,
+      resourcesToIgnore: ['secrets'],
+      resourceLabelSelector: 'reload in (yes,true)',
+    },
   });
   const args = container(on, 'wave')['args'] as string[];
-  for (const flag of ['--adopt=roll', '--reloader-annotations', '--resources-to-ignore=secrets']) {
+  for (const flag of [
+    '--adopt=roll',
+    '--reloader-annotations',
+    '--resources-to-ignore=secrets',
+    '--resource-label-selector=reload in (yes,true)',
+  ]) {
     t.ok(args.includes(flag), flag);
   }
   t.equal(

@@ -1,15 +1,27 @@
 // What counts, against the real control plane with wave as a process: each of Reloader's annotations (and
 // Wave's only-annotated and ignore) for Deployment, StatefulSet and DaemonSet — the change that should roll
 // rolls exactly once, the change that should not rolls nothing over a window — and `wave hash -f` agrees
-// with the running wave on every workload.
+// with the running wave on every workload; `--resource-label-selector` and `wave explain` over the same.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import t from 'tap';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { clusterClients, freshNamespace, kubectl, stays, waitFor } from '../support/cluster.ts';
+import {
+  clusterClients,
+  freshNamespace,
+  kubeconfigPath,
+  kubectl,
+  stays,
+  waitFor,
+} from '../support/cluster.ts';
 import { templateHash, type Kind } from '../support/rollout.ts';
 import { fastLoop, offlineHashes, startWave } from '../support/wave.ts';
 import { revisionsOf } from '../support/revisions.ts';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const mainTs = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const run = promisify(execFile);
 
 interface Case {
   readonly name: string;
@@ -324,5 +336,123 @@ spec:
         `${variant}: wave hash -f agrees`,
       );
     }
+  },
+);
+
+t.test(
+  '--resource-label-selector: only selected objects count, labelling one re-hashes, explain and hash -f agree',
+  async (t) => {
+    const namespace = await freshNamespace(t, 'reloader-label-selector');
+    const selector = ['--resource-label-selector', 'reload in (yes)'];
+    await startWave(t, {
+      namespaces: [namespace],
+      args: [...fastLoop, '--reloader-annotations', '--min-rollout-interval', '0', ...selector],
+    });
+    await kubectl(
+      ['apply', '-f', '-'],
+      `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: selected, namespace: ${namespace}, labels: {reload: "yes"}}
+data: {value: "1"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: unselected, namespace: ${namespace}}
+data: {value: "1"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: matched-by-pattern, namespace: ${namespace}, labels: {reload: "yes"}}
+data: {value: "1"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: ${namespace}
+  annotations: {reloader.stakater.com/auto: "true", configmap.reloader.stakater.com/reload: "matched-.*"}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: app
+          image: app
+          envFrom: [{configMapRef: {name: selected}}, {configMapRef: {name: unselected}}]
+`,
+    );
+    const revisions = () => revisionsOf('Deployment', namespace, 'web');
+    const patch = async (name: string, body: object) => {
+      await clusterClients().core.patchNamespacedConfigMap({ name, namespace, body }, mergePatch);
+    };
+    await waitFor('the first revision', async () => (await revisions()) === 1);
+
+    await patch('unselected', { data: { value: '2' } });
+    await stays('an object outside the selector changes: nothing rolls', window, revisions, 1);
+    await patch('selected', { data: { value: '2' } });
+    await waitFor('a selected object changes: one rollout', async () => (await revisions()) === 2);
+    // Labelling it brings its data (value 2 since the first patch) into the hash: a change of what counts.
+    await patch('unselected', { metadata: { labels: { reload: 'yes' } } });
+    await waitFor('labelled into the selector: one rollout', async () => (await revisions()) === 3);
+    await stays('and only one', window, revisions, 3);
+
+    const offline = await offlineHashes(
+      await kubectl(['-n', namespace, 'get', 'configmaps,secrets,deployments', '-o', 'yaml']),
+      ['--reloader-annotations', ...selector],
+    );
+    t.equal(
+      await templateHash('Deployment', namespace, 'web'),
+      offline.get(`Deployment/${namespace}/web`),
+      'wave hash -f with the same selector agrees',
+    );
+
+    const { stdout } = await run(process.execPath, [
+      mainTs,
+      'explain',
+      'deployment/web',
+      '-n',
+      namespace,
+      '-o',
+      'json',
+      '--kubeconfig',
+      kubeconfigPath,
+      '--reloader-annotations',
+      ...selector,
+    ]);
+    const explained = JSON.parse(stdout) as {
+      upToDate: boolean;
+      children: { name: string; counts?: boolean; decidedBy?: string }[];
+    };
+    t.ok(explained.upToDate, 'explain, with the same flags, finds it up to date');
+    const byName = new Map(explained.children.map((c) => [c.name, c]));
+    t.equal(byName.get('unselected')?.counts, true, 'explain: the labelled object counts now');
+    t.match(
+      byName.get('matched-by-pattern')?.decidedBy,
+      /configmap.reloader.stakater.com\/reload entry "matched-\.\*"/,
+      'explain lists the object the reload pattern matches, with what decided it',
+    );
+    await patch('unselected', { metadata: { labels: { reload: null } } });
+    const { stdout: after } = await run(process.execPath, [
+      mainTs,
+      'explain',
+      'deployment/web',
+      '-n',
+      namespace,
+      '-o',
+      'json',
+      '--kubeconfig',
+      kubeconfigPath,
+      '--reloader-annotations',
+      ...selector,
+    ]);
+    const unlabelled = (JSON.parse(after) as typeof explained).children.find((c) => c.name === 'unselected');
+    t.match(
+      unlabelled,
+      { counts: false, decidedBy: /^--resource-label-selector=reload in \(yes\) does not select it$/ },
+      'explain: an object outside the selector does not count, and says why',
+    );
   },
 );

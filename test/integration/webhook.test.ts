@@ -259,7 +259,10 @@ t.test(
     const namespace = await freshNamespace(t, 'webhook-helm');
     await startWave(t, { namespaces: [namespace] });
     const manifest = workloads(namespace);
-    await kubectl(['apply', '-f', '-'], manifest);
+    // One field manager writes everything, as helm does: its ConfigMap write is the one the loop debounces,
+    // so the loop does not patch the Deployment between the read and the replace below.
+    const manager = 'helm-like';
+    await kubectl(['apply', `--field-manager=${manager}`, '-f', '-'], manifest);
     await waitFor('the ReplicaSet', async () => (await replicaSets(namespace)).length === 1);
 
     // helm upgrade order: the ConfigMap first, then the workload whose template changes too.
@@ -272,12 +275,18 @@ t.test(
       name: 'settings',
       namespace,
       body: { metadata: { name: 'settings', namespace }, data: { LOG_LEVEL: 'debug', FEATURE: 'on' } },
+      fieldManager: manager,
     });
     await new Promise((resolve) => setTimeout(resolve, 50));
     const deployment = await apps.readNamespacedDeployment({ name: 'web', namespace });
     const container = deployment.spec?.template.spec?.containers[0];
     if (container) container.image = 'registry.example/app:2';
-    await apps.replaceNamespacedDeployment({ name: 'web', namespace, body: deployment });
+    await apps.replaceNamespacedDeployment({
+      name: 'web',
+      namespace,
+      body: deployment,
+      fieldManager: manager,
+    });
 
     const annotations = await templateAnnotations('Deployment', namespace, 'web');
     t.equal(annotations[hashAnnotation], expected, 'the hash is that of the new ConfigMap content');

@@ -167,3 +167,44 @@ function manifest05(): string {
   const { readFileSync } = process.getBuiltinModule('node:fs');
   return readFileSync(vector('05-cross-namespace-extras.yaml'), 'utf8');
 }
+
+t.test('wave hash --resource-label-selector leaves out the objects it does not select', async (t) => {
+  const manifest = `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: picked, labels: {reload: "yes"}}
+data: {a: "1"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: passed-over}
+data: {b: "2"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, annotations: {wave.pusher.com/update-on-config-change: "true"}}
+spec:
+  template:
+    spec:
+      containers: [{name: app, envFrom: [{configMapRef: {name: picked}}, {configMapRef: {name: passed-over}}]}]
+`;
+  const { createHash } = process.getBuiltinModule('node:crypto');
+  const hashOf = (input: string) => createHash('sha256').update(input).digest('hex');
+  const all = await inProcess(['hash', '-f', '-'], manifest);
+  t.equal(
+    all.stdout,
+    `Deployment/default/app ${hashOf('{"configMaps":{"passed-over":{"b":"Mg=="},"picked":{"a":"MQ=="}},"secrets":{}}')}\n`,
+  );
+  const selected = await inProcess(['hash', '-f', '-', '--resource-label-selector', 'reload=yes'], manifest);
+  t.equal(
+    selected.stdout,
+    `Deployment/default/app ${hashOf('{"configMaps":{"picked":{"a":"MQ=="}},"secrets":{}}')}\n`,
+  );
+  t.equal(selected.status, 0);
+  const bad = await inProcess(['hash', '-f', '-', '--resource-label-selector', 'reload in ()'], manifest);
+  t.equal(bad.status, 2);
+  t.match(
+    bad.stderr,
+    /^wave hash: --resource-label-selector: "reload in \(\)": a set needs at least one value\n/,
+  );
+});

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { configHashAnnotation, configMissingGate, optInAnnotation } from '../../src/core/annotations.ts';
 import { explain, formatExplanation } from '../../src/core/explain.ts';
+import { defaultCounting } from '../../src/core/counting.ts';
 import { childLookupFrom } from '../../src/core/objects.ts';
 import { sha256Hex } from '../../src/sha256.ts';
 import { deploymentObject, workload } from './support/workloads.ts';
@@ -107,5 +108,34 @@ t.test('what Wave left is shown, with who removes it', (t) => {
     [],
     'nothing left',
   );
+  t.end();
+});
+
+t.test('with the namespace names, the objects a reload list pattern matches are listed too', (t) => {
+  const w = workload(
+    deploymentObject({
+      annotations: { 'configmap.reloader.stakater.com/reload': 'feature-.*' },
+      podSpec,
+    }),
+  );
+  const flag = { ...defaultCounting, reloaderAnnotations: true };
+  const feature = { kind: 'ConfigMap' as const, namespace: 'shop', name: 'feature-x', data: { on: '1' } };
+  const lookup = childLookupFrom([settings, db, feature]);
+  const names = (kind: string) => (kind === 'ConfigMap' ? ['settings', 'feature-x', 'unrelated'] : ['db']);
+  const without = explain(w, lookup, sha256Hex, [], undefined, flag);
+  t.notOk(
+    without.children.some((c) => c.name === 'feature-x'),
+    'not listed without the names',
+  );
+  const e = explain(w, lookup, sha256Hex, [], undefined, flag, names);
+  t.match(
+    e.children.find((c) => c.name === 'feature-x'),
+    { counts: true, required: false, keys: 'all', decidedBy: /reload entry "feature-\.\*"/ },
+  );
+  t.notOk(
+    e.children.some((c) => c.name === 'unrelated'),
+    'a name the pattern does not match is not listed',
+  );
+  t.not(e.desiredHash, without.desiredHash, 'and it is in the hash');
   t.end();
 });

@@ -182,3 +182,16 @@ t.test('an update costs what the workload touches, not the size of the index', (
   );
   t.end();
 });
+
+t.test('a change of the labels kept (--resource-label-selector) is a change of what counts', (t) => {
+  const [readsA] = consumes({ configMapKeys: [['app', 'a']] }) as [ConsumedChild];
+  const [readsAll] = consumes({ configMaps: ['app'] }) as [ConsumedChild];
+  const old = { ...configMapData('app', { a: '1' }), labels: { reload: 'yes' } };
+  const relabelled = { ...configMapData('app', { a: '1' }), labels: { reload: 'no' } };
+  const unlabelled = configMapData('app', { a: '1' });
+  t.ok(consumedDataChanged(readsA, old, relabelled), 'one key consumed: a label value changed');
+  t.ok(consumedDataChanged(readsA, old, unlabelled), 'one key consumed: the label removed');
+  t.ok(consumedDataChanged(readsAll, old, relabelled), 'every key consumed: a label value changed');
+  t.notOk(consumedDataChanged(readsA, old, { ...old }), 'the same labels: no change');
+  t.end();
+});
