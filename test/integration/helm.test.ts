@@ -153,6 +153,12 @@ await t.test('namespaces: [default] renders the namespaced overlay', async (t) =
   sameObjects(t, chart, overlay, 'namespaced');
 });
 
+await t.test('reloader.annotations: true renders the reloader overlay', async (t) => {
+  const chart = await helmTemplate(home, 'wave', 'wave-system', { reloader: { annotations: true } });
+  const overlay = await renderKustomize(join(root, 'manifests/overlays/reloader'));
+  sameObjects(t, chart, overlay, 'reloader');
+});
+
 const tuned = (namespaces: string[]) => ({
   replicas: 1,
   leaderElection: { enabled: false },

@@ -35,6 +35,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const base = join(root, 'manifests');
 const certManagerOverlay = join(root, 'manifests/overlays/cert-manager');
 const namespacedOverlay = join(root, 'manifests/overlays/namespaced');
+const reloaderOverlay = join(root, 'manifests/overlays/reloader');
 const waveNamespace = 'wave-system';
 const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
 const run = promisify(execFile);
@@ -308,6 +309,19 @@ await t.test('the overlays render and the apiserver accepts them', async (t) => 
   t.ok(
     accepted2.every((line) => line.endsWith('(server dry run)')),
     'namespaced overlay accepted',
+  );
+
+  const reloader = await render(reloaderOverlay);
+  const args = (
+    find(reloader, 'Deployment', 'wave') as {
+      spec?: { template: { spec: { containers: { args: string[] }[] } } };
+    }
+  ).spec?.template.spec.containers[0]?.args;
+  t.equal(args?.at(-1), '--reloader-annotations', 'reloader: the flag is on');
+  const accepted3 = await serverDryRun(reloader);
+  t.ok(
+    accepted3.every((line) => line.endsWith('(server dry run)')),
+    "reloader overlay accepted, the widened matchCondition's CEL compiled by the apiserver",
   );
 });
 

@@ -28,6 +28,27 @@ t.test(`${file} carries matchCondition(--reloader-annotations) verbatim`, (t) =>
   t.end();
 });
 
+t.test('the kustomize overlay manifests/overlays/reloader carries it verbatim too', (t) => {
+  const patch = parse(
+    readFileSync(new URL('../../manifests/overlays/reloader/webhook-reloader.yaml', import.meta.url), 'utf8'),
+  ) as { op: string; path: string; value: string }[];
+  t.same(
+    patch,
+    [{ op: 'replace', path: '/webhooks/0/matchConditions/0/expression', value: matchCondition(reloaderOn) }],
+    'regenerate it from matchCondition()',
+  );
+  const flag = parse(
+    readFileSync(
+      new URL('../../manifests/overlays/reloader/deployment-reloader.yaml', import.meta.url),
+      'utf8',
+    ),
+  ) as unknown;
+  t.same(flag, [
+    { op: 'add', path: '/spec/template/spec/containers/0/args/-', value: '--reloader-annotations' },
+  ]);
+  t.end();
+});
+
 t.test('with --auto-reload-all every workload is sent: no matchConditions', (t) => {
   const config = webhookConfiguration({
     name: 'wave',
