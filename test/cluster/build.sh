@@ -2,15 +2,17 @@
 # Builds the local control plane from Go modules, once per machine and Kubernetes release: one multi-call
 # binary (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) from the module of the
 # release KUBE selects (kube.sh: newest by default), kwok, helm (for the chart's tests) and promtool (for
-# the chart's alerts); and fetches the CRDs of crds.list. Binaries and the Go caches live outside the
-# repository, keyed by the versions and sources, so a warm machine only links them into .local/bin.
+# the chart's alerts) and the Argo Rollouts controller (for the tests of Rollouts); and fetches the CRDs of
+# crds.list. Binaries and the Go caches live outside the repository, keyed by the versions and sources, so a
+# warm machine only links them into .local/bin.
 # Progress goes to stderr.
 #
 # Works on a new machine: no cache folder, a HOME that is an empty folder, or a cache an interrupted
 # build left half-written (every build goes to a temporary folder, moved into place only when complete).
 set -euo pipefail
 
-# --control-plane: only what `cluster.sh up` needs (make demo, make up); not helm, promtool and the CRDs.
+# --control-plane: only what `cluster.sh up` needs (make demo, make up); not helm, promtool, the Argo Rollouts
+# controller and the CRDs.
 control_plane_only=false
 case "${1:-}" in
   --control-plane) control_plane_only=true ;;
@@ -57,6 +59,18 @@ kwok_dir=$cache/kwok-$kwok_version-$(key "$here/kwok.version" <(echo "$ldflags")
 helm_dir=$cache/helm-$helm_version-$(echo "$ldflags" | sha256sum | cut -c1-8)
 promtool_ldflags="$ldflags -X github.com/prometheus/common/version.Version=$promtool_version"
 promtool_dir=$cache/promtool-$promtool_version-$(key "$here/promtool.version" <(echo "$promtool_ldflags"))
+# Argo Rollouts, like Kubernetes, pins staging modules with replace lines, which `go install module@version`
+# refuses: its wrapper module (argo-rollouts/go.mod) names the controller as a tool and pins the version.
+argo_module=$here/argo-rollouts
+argo_version=$(awk '$1 == "github.com/argoproj/argo-rollouts" { print $2 }' "$argo_module/go.mod")
+argo_ldflags="$ldflags -X github.com/argoproj/argo-rollouts/utils/version.version=${argo_version#v}"
+argo_dir=$cache/argo-rollouts-$argo_version-$(key "$argo_module/go.mod" "$argo_module/go.sum" <(echo "$argo_ldflags"))
+argo_go=$(awk '$1 == "go" { print $2 }' "$argo_module/go.mod")
+# Its CRDs come from crds.list: the same release, or the tests would run a controller on another schema.
+grep -q "^github.com/argoproj/argo-rollouts@$argo_version " "$here/crds.list" || {
+  log "crds.list names no Argo Rollouts CRD of $argo_version, the release argo-rollouts/go.mod builds"
+  exit 1
+}
 
 export GOTOOLCHAIN=local GOFLAGS= CGO_ENABLED=0
 export GOMODCACHE=$cache/gomod GOCACHE=$cache/gocache
@@ -75,6 +89,21 @@ publish() { # <temporary folder> <final folder>
 
 need_go() { # <what>
   command -v go >/dev/null || { log "go is not installed: $1 is built from Go modules (Go >= $go_version)"; exit 1; }
+}
+
+# The Go for Argo Rollouts and the CRD modules, whose go.mod may ask for a newer patch release than the
+# machine's Go (argo-rollouts v1.10.2: go 1.26.10): the local Go when it is new enough, else exactly that
+# release, which go fetches once as a module through the proxy (into GOMODCACHE).
+argo_toolchain() {
+  local have
+  have=$(go env GOVERSION)
+  have=${have#go}
+  have=${have%% *}
+  if [ "$(printf '%s\n%s\n' "$argo_go" "$have" | sort -V | head -n 1)" = "$argo_go" ]; then
+    echo local
+  else
+    echo "go$argo_go"
+  fi
 }
 
 # go build -v and go install -v name each package as it is compiled; count them against the dependency
@@ -158,6 +187,27 @@ if ! $control_plane_only; then
     publish "$tmp" "$promtool_dir"
   fi
 
+  # The Argo Rollouts controller (test/support/argo-rollouts.ts runs it against the test control plane).
+  if [ -x "$argo_dir/rollouts-controller" ]; then
+    log "Argo Rollouts $argo_version: using the cached binary in $argo_dir"
+  else
+    need_go "Argo Rollouts $argo_version"
+    log "cold build of the Argo Rollouts $argo_version controller into $argo_dir"
+    scratch argo-rollouts
+    mkdir "$tmp/src"
+    cp "$argo_module/go.mod" "$argo_module/go.sum" "$tmp/src/"
+    (
+      cd "$tmp/src"
+      GOTOOLCHAIN=$(argo_toolchain)
+      export GOTOOLCHAIN
+      controller=github.com/argoproj/argo-rollouts/cmd/rollouts-controller
+      build_with_progress "Argo Rollouts $argo_version" "$(go list -deps "$controller" | wc -l)" build -trimpath \
+        -ldflags="$argo_ldflags" -o "$tmp/rollouts-controller" "$controller"
+    )
+    rm -rf "$tmp/src"
+    publish "$tmp" "$argo_dir"
+  fi
+
   # The CRDs of crds.list, from the module proxy (cached in GOMODCACHE).
   crds=$root/.local/crds
   mkdir -p "$crds"
@@ -165,7 +215,8 @@ if ! $control_plane_only; then
     [ -n "$mod" ] || continue
     target=$crds/$(basename "$file")
     [ -s "$target" ] && continue
-    dir=$(cd "$cache" && go mod download -json "$mod" | awk -F'"' '$2 == "Dir" { print $4 }')
+    # argo-rollouts' go.mod asks for a newer Go than some machines have, even to fetch its files.
+    dir=$(cd "$cache" && GOTOOLCHAIN=$(argo_toolchain) go mod download -json "$mod" | awk -F'"' '$2 == "Dir" { print $4 }')
     [ -s "$dir/$file" ] || { log "$mod has no $file"; exit 1; }
     install -m 0644 "$dir/$file" "$target.tmp"
     mv "$target.tmp" "$target"
@@ -183,6 +234,7 @@ ln -sfn "$kwok_dir/kwok-stages.yaml" "$root/.local/bin/kwok-stages.yaml"
 if ! $control_plane_only; then
   ln -sfn "$helm_dir/helm" "$root/.local/bin/helm"
   ln -sfn "$promtool_dir/promtool" "$root/.local/bin/promtool"
+  ln -sfn "$argo_dir/rollouts-controller" "$root/.local/bin/rollouts-controller"
 fi
 echo "$k8s_version" >"$root/.local/bin/kube-version.tmp"
 mv "$root/.local/bin/kube-version.tmp" "$root/.local/bin/kube-version"
