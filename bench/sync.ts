@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -54,6 +55,11 @@ const flags = {
     type: 'list',
     default: [],
     help: 'extra node flags for the wave process, e.g. --cpu-prof,--cpu-prof-dir=/tmp/prof (written at its exit)',
+  },
+  'heap-snapshot': {
+    type: 'string',
+    default: '',
+    help: 'memory: a directory; once wave has settled (after the figures are read), it writes a V8 heap snapshot there (summarise it with bench/heap-summary.ts)',
   },
   deployments: {
     type: 'int',
@@ -1054,6 +1060,26 @@ async function flap(run: Run): Promise<void> {
   }
 }
 
+/**
+ * Has the process (started with --heapsnapshot-signal=SIGUSR2 and --diagnostic-dir=dir) write a heap
+ * snapshot; resolves with its path once the file has stopped growing.
+ */
+async function heapSnapshot(pid: number, dir: string, signal: AbortSignal): Promise<string> {
+  const before = new Set(await readdir(dir));
+  process.kill(pid, 'SIGUSR2');
+  progress(`heap snapshot of wave (pid ${pid}) requested into ${dir}`);
+  let last = -1;
+  for (;;) {
+    await sleep(1000);
+    if (signal.aborted) throw new Error('aborted');
+    const file = (await readdir(dir)).find((name) => name.endsWith('.heapsnapshot') && !before.has(name));
+    if (file === undefined) continue;
+    const size = (await stat(join(dir, file))).size;
+    if (size > 0 && size === last) return join(dir, file);
+    last = size;
+  }
+}
+
 async function memory(run: Run): Promise<void> {
   const { kube, namespace, o, signal } = run;
   const n = o.deployments === 0 ? 2000 : o.deployments;
@@ -1172,7 +1198,24 @@ async function memory(run: Run): Promise<void> {
   };
   const preStamped = n - unstamped();
   const loadAtStart = loadAverage();
-  const wave = await startWave(run.kubeconfig, namespace, `${o.debounce}ms`, o);
+  const snapshotDir = o['heap-snapshot'];
+  const wave = await startWave(
+    run.kubeconfig,
+    namespace,
+    `${o.debounce}ms`,
+    snapshotDir === ''
+      ? o
+      : {
+          ...o,
+          'node-args': [
+            ...o['node-args'],
+            '--heapsnapshot-signal=SIGUSR2',
+            `--diagnostic-dir=${snapshotDir}`,
+          ],
+        },
+    // The Deployments exist before wave: it stamps them all (Wave's adoption), rather than recording a baseline.
+    ['--adopt', 'roll'],
+  );
   try {
     const readyMs = await waitReady(wave, o, signal);
     const readyRss = sum(await scrape(wave), 'process_resident_memory_bytes');
@@ -1227,6 +1270,7 @@ async function memory(run: Run): Promise<void> {
     );
     say('');
     say(table(['cache metric', 'value'], cacheRows));
+    if (snapshotDir !== '') say(`heap snapshot: ${await heapSnapshot(wave.pid, snapshotDir, signal)}`);
     say(
       `memory: ${o.configmaps} small ConfigMaps, ${small} small Secrets, ${helm} Secrets of ${o['helm-size']} KiB (type helm.sh/release.v1, consumed by nobody), ${n} opted-in Deployments (replicas 0) each consuming one ConfigMap and one small Secret; all created before wave started (load average ${loadBefore} at the start, ${loadAtStart} when wave started); ${kcm}`,
     );
