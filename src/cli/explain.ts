@@ -1,7 +1,7 @@
 // wave explain <kind>/<name> -n <namespace>: what wave sees of one workload, read fresh from the API.
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { explain, formatExplanation } from '../core/explain.ts';
-import { workloadKinds } from '../core/kinds.ts';
+import { describeAliases, kindByAlias, workloadKinds } from '../core/kinds.ts';
 import { childLookupFrom, parseWorkload } from '../core/objects.ts';
 import type { ChildKind } from '../core/objects.ts';
 import { defaultPacing } from '../core/pacing.ts';
@@ -36,25 +36,15 @@ const explainFlags = {
   help: { type: 'bool', short: 'h', default: false, help: 'show this help' },
 } as const satisfies FlagTable;
 
-const aliases: Record<string, string> = {
-  deploy: 'Deployment',
-  deployment: 'Deployment',
-  deployments: 'Deployment',
-  sts: 'StatefulSet',
-  statefulset: 'StatefulSet',
-  statefulsets: 'StatefulSet',
-  ds: 'DaemonSet',
-  daemonset: 'DaemonSet',
-  daemonsets: 'DaemonSet',
-};
+const kindNames = () => workloadKinds.map(describeAliases).join(', ');
 
-const usage = `Usage: wave explain <kind>/<name> [-n namespace] [-o text|json]
+const usage = () => `Usage: wave explain <kind>/<name> [-n namespace] [-o text|json]
 
 Shows what wave sees of one workload, read fresh from the API: the ConfigMaps and Secrets (and keys) it
 consumes, whether each counts and what decided it (give the running wave's --reloader-annotations,
 --auto-reload-all, --resources-to-ignore and --resource-label-selector; the objects a reload list pattern
 matches are listed too), what is missing, the current and the desired config hash, whether it is held, and what wave
-does about it. Kinds: deployment (deploy), statefulset (sts), daemonset (ds). Values are never shown.
+does about it. Kinds: ${kindNames()}. Values are never shown.
 Exit status: 0 shown, 1 not found or API error, 2 usage error.
 
 Options:
@@ -104,7 +94,7 @@ export const explainCommand: Command = {
       options = parsed.values;
       counting = countingOptions(options);
       if (options.help) {
-        io.stdout(usage);
+        io.stdout(usage());
         return 0;
       }
       if (parsed.positionals.length !== 1) throw new UsageError('name one workload as <kind>/<name>');
@@ -112,15 +102,13 @@ export const explainCommand: Command = {
       if (!['text', 'json'].includes(options.output)) throw new UsageError('-o takes text or json');
     } catch (err) {
       if (!(err instanceof UsageError)) throw err;
-      io.stderr(`wave explain: ${err.message}\n\n${usage}`);
+      io.stderr(`wave explain: ${err.message}\n\n${usage()}`);
       return 2;
     }
     const [kindText = '', name = ''] = target.split('/');
-    const kind = workloadKinds.find((k) => k.kind === aliases[kindText.toLowerCase()]);
+    const kind = kindByAlias(kindText);
     if (kind === undefined || name === '') {
-      io.stderr(
-        `wave explain: "${target}" is not <kind>/<name> with kind deployment, statefulset or daemonset\n`,
-      );
+      io.stderr(`wave explain: "${target}" is not <kind>/<name> with kind one of ${kindNames()}\n`);
       return 2;
     }
     const where = `${kind.kind} ${options.namespace}/${name}`;

@@ -10,7 +10,7 @@ import { computeConfigHash, describeMissing } from '../core/hash.ts';
 import { sha256Hex } from '../sha256.ts';
 import { asArray, asRecord, isRecord } from '../core/json.ts';
 import type { JsonRecord } from '../core/json.ts';
-import { kindByName } from '../core/kinds.ts';
+import { kindByName, kindList } from '../core/kinds.ts';
 import { childLookupFrom, parseConfigMap, parseSecret, parseWorkload } from '../core/objects.ts';
 import type { ChildData, Workload } from '../core/objects.ts';
 import { consumedConfig, withReloadMatches } from '../core/refs.ts';
@@ -28,8 +28,8 @@ const defaultNamespace = 'default';
 
 const help = `Usage: wave hash -f FILE [-f FILE ...]
 
-Prints the config hash wave would stamp on each Deployment, StatefulSet and DaemonSet in the
-manifests, computed against the ConfigMaps and Secrets in the same manifests. No cluster is needed.
+Prints the config hash wave would stamp on each workload (${kindList()}) in the manifests, on its
+pod template, computed against the ConfigMaps and Secrets in the same manifests. No cluster is needed.
 
 Options:
   -f, --file FILE             a multi-document YAML or JSON manifest; '-' reads standard input; repeatable
@@ -120,7 +120,7 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
   }
 
   if (manifest.workloads.length === 0) {
-    io.stderr(`wave hash: no Deployment, StatefulSet or DaemonSet in ${files.join(', ')}\n`);
+    io.stderr(`wave hash: no workload (${kindList()}) in ${files.join(', ')}\n`);
   }
   const lookup = childLookupFrom(manifest.children);
   let status: number = exit.hashed;

@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
+import { kindList, workloadKinds } from '../core/kinds.ts';
 
 /** The process's I/O, passed in so a command can be run in-process by tests. */
 export interface CliIo {
@@ -67,7 +68,7 @@ function usage(): string {
   return [
     'Usage: wave <command> [options]',
     '',
-    'Rolls Deployments, StatefulSets and DaemonSets when the ConfigMaps and Secrets they consume change.',
+    `Rolls ${kindList(workloadKinds, true)} when the ConfigMaps and Secrets they consume change.`,
     '',
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),

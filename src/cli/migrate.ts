@@ -5,7 +5,7 @@
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { optInAnnotation } from '../core/annotations.ts';
 import { asArray } from '../core/json.ts';
-import { workloadKinds } from '../core/kinds.ts';
+import { kindList, workloadKinds } from '../core/kinds.ts';
 import { parseObjectMeta } from '../core/objects.ts';
 import { finalizerStep, ownerReferencesStep, waveMayHaveManaged } from '../core/wave-leftovers.ts';
 import type { MigrationObject, MigrationStep } from '../core/wave-leftovers.ts';
@@ -42,11 +42,14 @@ export const migrateFlags = {
   help: { type: 'bool', short: 'h', default: false, help: 'show this help' },
 } as const satisfies FlagTable;
 
-const fromWaveUsage = `Usage: wave migrate from-wave [--apply] [-n namespace,...]
+/** The kinds Wave managed: only their objects can carry what it left. */
+const waveKinds = () => workloadKinds.filter((k) => k.managedByWave);
+
+const fromWaveUsage = () => `Usage: wave migrate from-wave [--apply] [-n namespace,...]
 
 Removes what Wave (wave-k8s/wave) left on the cluster, so nothing of it remains after switching to wave:
 - the ownerReferences older Wave versions put on every ConfigMap and Secret a workload consumed (to a
-  Deployment, StatefulSet or DaemonSet, with blockOwnerDeletion and not as controller, on an owner that
+  ${kindList(waveKinds())}, with blockOwnerDeletion and not as controller, on an owner that
   is opted in or carries Wave's finalizer): while they stay, deleting the workload makes the garbage
   collector delete the ConfigMaps and Secrets too;
 - Wave's finalizer wave.pusher.com/finalizer on workloads (wave serve removes it as well).
@@ -54,7 +57,7 @@ Each write is a JSON patch that first tests the list it replaces, so a concurren
 Lists metadata only, page by page, so the scan reads no Secret data. One line per object changed, then a
 summary; run again, it prints "nothing left to do".
 
-Needs list and patch on configmaps, secrets, deployments, statefulsets and daemonsets: a ClusterRole
+Needs list and patch on ${['configmaps', 'secrets', ...waveKinds().map((k) => k.plural)].join(', ')}: a ClusterRole
 (manifests/migrate-from-wave), or with -n a Role in each namespace. Exit status: 0 done (or nothing to do), 1 API error, 2 usage error.
 
 Options:
@@ -135,7 +138,7 @@ class Migration {
       await this.#kube.core.patchNamespacedSecret({ name, namespace, body, fieldManager }, jsonPatch);
       return;
     }
-    const workloadKind = workloadKinds.find((k) => k.kind === kind);
+    const workloadKind = waveKinds().find((k) => k.kind === kind);
     if (workloadKind === undefined) throw new Error(`${kind} is not a kind wave migrates`);
     await this.#custom.patchNamespacedCustomObject(
       {
@@ -162,7 +165,7 @@ async function fromWave(
   io: CliIo,
 ): Promise<void> {
   const migration = new Migration(connect(options.kubeconfig), options.namespace);
-  const workloadResources = workloadKinds.map((k): ResourceType => ({
+  const workloadResources = waveKinds().map((k): ResourceType => ({
     group: k.group,
     version: k.version,
     plural: k.plural,
@@ -269,11 +272,11 @@ export const migrateCommand: Command = {
       }
     } catch (err) {
       if (!(err instanceof UsageError)) throw err;
-      io.stderr(`wave migrate from-wave: ${err.message}\n\n${fromWaveUsage}`);
+      io.stderr(`wave migrate from-wave: ${err.message}\n\n${fromWaveUsage()}`);
       return 2;
     }
     if (options.help) {
-      io.stdout(fromWaveUsage);
+      io.stdout(fromWaveUsage());
       return 0;
     }
     try {

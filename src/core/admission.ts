@@ -9,7 +9,7 @@
  */
 import jsonPatch from 'fast-json-patch';
 import { onlyAnnotatedValue, optInAnnotation, optInNearMissValues, optInValue } from './annotations.ts';
-import { decideOptIn, defaultCounting } from './counting.ts';
+import { decideOptIn, defaultCounting, waveOptIn } from './counting.ts';
 import type { CountingOptions, OptIn } from './counting.ts';
 import { computeConfigHash, summarizeMissing } from './hash.ts';
 import type { Hasher, MissingConfig } from './hash.ts';
@@ -160,27 +160,24 @@ export function optInComparable(value: string): string {
 }
 
 /**
- * Opt-in is exactly optInValue (or onlyAnnotatedValue) in the workload's annotation, or, with
- * `--reloader-annotations`, one of Reloader's (see counting.ts). Values a person plausibly meant as yes,
- * and the annotation put on the pod template instead, are near misses worth a warning.
+ * Opt-in is exactly optInValue (or onlyAnnotatedValue) in the workload's annotation (on its metadata,
+ * else on its pod template: see waveOptIn), or, with `--reloader-annotations`, one of Reloader's (see
+ * counting.ts). Values a person plausibly meant as yes are near misses worth a warning.
  */
 export function optInStatus(workload: Workload, options: CountingOptions = defaultCounting): OptIn {
   return decideOptIn(workload, options, waveNearMiss(workload));
 }
 
 function waveNearMiss(workload: Workload): string | undefined {
-  const value = workload.metadata.annotations?.[optInAnnotation];
+  const found = waveOptIn(workload);
+  if (found === undefined) return undefined;
+  const { value, on } = found;
   if (value === optInValue || value === onlyAnnotatedValue) return undefined;
-  if (value !== undefined) {
-    const comparable = optInComparable(value);
-    if (!nearMissValues.has(comparable)) return undefined;
-    const meant = comparable === onlyAnnotatedValue ? onlyAnnotatedValue : optInValue;
-    return `${optInAnnotation} is ${JSON.stringify(value)}; wave opts in only on exactly ${JSON.stringify(meant)}`;
-  }
-  if (workload.spec.template.metadata?.annotations?.[optInAnnotation] !== undefined) {
-    return `${optInAnnotation} is on the pod template; wave reads it from the ${workload.kind}'s own metadata`;
-  }
-  return undefined;
+  const comparable = optInComparable(value);
+  if (!nearMissValues.has(comparable)) return undefined;
+  const meant = comparable === onlyAnnotatedValue ? onlyAnnotatedValue : optInValue;
+  const where = on === 'metadata' ? '' : ` on the pod template`;
+  return `${optInAnnotation} is ${JSON.stringify(value)}${where}; wave opts in only on exactly ${JSON.stringify(meant)}`;
 }
 
 interface Computation {

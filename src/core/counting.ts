@@ -122,20 +122,35 @@ const typed = {
 type Annotations = Readonly<Record<string, string>> | undefined;
 
 /**
- * The opt-in of a workload by Wave's annotation (exactly optInValue or onlyAnnotatedValue), else, with
- * reloaderAnnotations, by Reloader's. `nearMiss` carries Wave's near-miss message through (computed by
- * the caller, which knows the comparable form of a value).
+ * Wave's opt-in annotation as the workload carries it: on its own metadata when there (whatever its
+ * value), else on its pod template (for workloads whose operator owns their metadata), as Reloader's are
+ * read; undefined when on neither.
+ */
+export function waveOptIn(
+  workload: Workload,
+): { readonly value: string; readonly on: ReloaderRules['on'] } | undefined {
+  const own = workload.metadata.annotations?.[optInAnnotation];
+  if (own !== undefined) return { value: own, on: 'metadata' };
+  const template = templateAnnotations(workload)?.[optInAnnotation];
+  return template === undefined ? undefined : { value: template, on: 'pod template' };
+}
+
+/**
+ * The opt-in of a workload by Wave's annotation (exactly optInValue or onlyAnnotatedValue, see waveOptIn
+ * for where it is read), else, with reloaderAnnotations, by Reloader's. `nearMiss` carries Wave's
+ * near-miss message through (computed by the caller, which knows the comparable form of a value).
  */
 export function decideOptIn(
   workload: Workload,
   options: CountingOptions,
   waveNearMiss: string | undefined,
 ): OptIn {
-  const value = workload.metadata.annotations?.[optInAnnotation];
-  if (value === optInValue || value === onlyAnnotatedValue) {
+  const wave = waveOptIn(workload);
+  const value = wave?.value;
+  if (wave !== undefined && (value === optInValue || value === onlyAnnotatedValue)) {
     return {
       optedIn: true,
-      by: `${optInAnnotation}: ${JSON.stringify(value)}`,
+      by: `${optInAnnotation}: ${JSON.stringify(value)}${wave.on === 'metadata' ? '' : ` on its ${wave.on}`}`,
       policy: { source: 'wave', onlyAnnotated: value === onlyAnnotatedValue, options },
       warnings: [],
     };

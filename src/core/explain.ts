@@ -5,7 +5,8 @@
  */
 import { optInAnnotation } from './annotations.ts';
 import { optInStatus } from './admission.ts';
-import { decideChild } from './counting.ts';
+import { decideChild, waveOptIn } from './counting.ts';
+import { kindByName } from './kinds.ts';
 import type { CountingOptions } from './counting.ts';
 import { computeConfigHash, describeMissing } from './hash.ts';
 import type { Hasher } from './hash.ts';
@@ -115,7 +116,8 @@ export function explain(
   } else if (upToDate) {
     verdict = 'up to date';
   } else {
-    verdict = 'the hash differs: the sync loop stamps the desired hash, which rolls the pods';
+    const rollout = kindByName(workload.kind)?.rollout ?? 'the pods are replaced';
+    verdict = `the hash differs: the sync loop stamps the desired hash (${rollout})`;
   }
   const leftovers = waveLeftovers(workload);
   const ownerWarning = waveOwnerReferencesWarning(workload.kind, waveOwned);
@@ -133,7 +135,7 @@ export function explain(
   return {
     workload: id,
     optedIn,
-    optInValue: workload.metadata.annotations?.[optInAnnotation],
+    optInValue: waveOptIn(workload)?.value,
     optedInBy: optIn.optedIn ? optIn.by : optIn.reason,
     held,
     currentHash,

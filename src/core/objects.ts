@@ -6,8 +6,7 @@
 import { childCountingAnnotations } from './annotations.ts';
 import { msFromIso } from './iso-time.ts';
 import { asArray, asName, asRecord, asString, asStringMap, isRecord } from './json.ts';
-import { kindByName } from './kinds.ts';
-import type { WorkloadKind } from './kinds.ts';
+import { apiVersionOf, kindByName } from './kinds.ts';
 
 export interface ObjectMeta {
   /** Empty at CREATE admission of an object that only has `generateName`. */
@@ -97,7 +96,8 @@ export interface PodTemplate {
  */
 export interface Workload {
   readonly apiVersion: string;
-  readonly kind: WorkloadKind['kind'];
+  /** A kind of the kinds table (kinds.ts): a string, so a kind registered at start is one too. */
+  readonly kind: string;
   readonly metadata: ObjectMeta & { readonly namespace: string };
   readonly spec: { readonly template: PodTemplate };
 }
@@ -165,7 +165,7 @@ export interface ParseWorkloadOptions {
   readonly kind?: string;
 }
 
-/** Reads a Deployment, StatefulSet or DaemonSet; any other input gets a readable reason. */
+/** Reads a workload of a kind of the kinds table; any other input gets a readable reason. */
 export function parseWorkload(value: unknown, options: ParseWorkloadOptions = {}): Parsed<Workload> {
   if (!isRecord(value)) return { ok: false, reason: 'object is not a JSON object' };
   const kindName = asName(value['kind']) ?? options.kind;
@@ -173,7 +173,7 @@ export function parseWorkload(value: unknown, options: ParseWorkloadOptions = {}
   const kind = kindByName(kindName);
   if (kind === undefined)
     return { ok: false, reason: `kind ${kindName} is not a workload kind wave manages` };
-  const expectedApiVersion = `${kind.group}/${kind.version}`;
+  const expectedApiVersion = apiVersionOf(kind);
   const apiVersion = asName(value['apiVersion']) ?? expectedApiVersion;
   if (apiVersion !== expectedApiVersion) {
     return { ok: false, reason: `${apiVersion} ${kindName} is not ${expectedApiVersion}` };
@@ -385,7 +385,7 @@ export function childKey(ref: ChildRef): string {
 
 /** Identifies one workload: what the sync loop queues and the consumer index files children under. */
 export interface WorkloadRef {
-  readonly kind: WorkloadKind['kind'];
+  readonly kind: string;
   readonly namespace: string;
   readonly name: string;
 }

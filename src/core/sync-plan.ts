@@ -18,6 +18,7 @@ import type { HashResult, MissingConfig } from './hash.ts';
 import { summarizeMissing } from './hash.ts';
 import { asArray, asRecord, isRecord } from './json.ts';
 import type { JsonRecord } from './json.ts';
+import { atTemplate, kindByName } from './kinds.ts';
 import type { Workload } from './objects.ts';
 import { isHeld, setHeld, templateHash } from './template.ts';
 import { finalizersWithoutWave, waveLeftovers } from './wave-leftovers.ts';
@@ -129,22 +130,30 @@ function gatesWithoutWave(template: unknown): readonly unknown[] | null {
   return gates.length > 0 ? gates : null;
 }
 
+/** A merge patch of the workload's pod template, wherever its kind keeps it (kinds.ts). */
+function templatePatch(workload: Workload, patch: JsonRecord): JsonRecord {
+  const kind = kindByName(workload.kind);
+  // A parsed workload's kind is in the table; an unknown one could not have been parsed.
+  if (kind === undefined) throw new Error(`${workload.kind} is not a workload kind wave manages`);
+  return atTemplate(kind, patch);
+}
+
 function gatePatch(workload: Workload, template: unknown, hash: string | undefined): JsonRecord {
   const spec: JsonRecord = { schedulingGates: gatesWithoutWave(template) };
-  const templatePatch: JsonRecord = { spec };
-  if (hash !== undefined) templatePatch['metadata'] = { annotations: { [configHashAnnotation]: hash } };
-  return mergePatches(precondition(workload), { spec: { template: templatePatch } });
+  const patch: JsonRecord = { spec };
+  if (hash !== undefined) patch['metadata'] = { annotations: { [configHashAnnotation]: hash } };
+  return mergePatches(precondition(workload), templatePatch(workload, patch));
 }
 
 /** Holds the pods wave's way: the config-missing gate after any others. */
 function holdPatch(workload: Workload, template: unknown): JsonRecord {
   const gates = asArray(asRecord(asRecord(template)?.['spec'])?.['schedulingGates']);
   const spec = { schedulingGates: [...gates, { name: configMissingGate }] };
-  return mergePatches(precondition(workload), { spec: { template: { spec } } });
+  return mergePatches(precondition(workload), templatePatch(workload, { spec }));
 }
 
-function hashPatch(hash: string): JsonRecord {
-  return { spec: { template: { metadata: { annotations: { [configHashAnnotation]: hash } } } } };
+function hashPatch(workload: Workload, hash: string): JsonRecord {
+  return templatePatch(workload, { metadata: { annotations: { [configHashAnnotation]: hash } } });
 }
 
 function waveCleanup(workload: Workload, leftovers: WaveLeftovers): WaveCleanup | undefined {
@@ -160,9 +169,10 @@ function waveCleanup(workload: Workload, leftovers: WaveLeftovers): WaveCleanup 
     patch = mergePatches(patch, { metadata: { annotations: { [waveSchedulingDisabledAnnotation]: null } } });
     if (hold.active) {
       // null drops the field; the apiserver defaults it to the default scheduler again.
-      patch = mergePatches(patch, {
-        spec: { template: { spec: { schedulerName: hold.scheduler ?? null } } },
-      });
+      patch = mergePatches(
+        patch,
+        templatePatch(workload, { spec: { schedulerName: hold.scheduler ?? null } }),
+      );
       reasons.push(
         `restored the scheduler ${hold.scheduler ?? '(default)'} Wave had replaced to hold the pods`,
       );
@@ -257,7 +267,7 @@ export function planSync(
   if (held || waveHeld) {
     const release = held
       ? gatePatch(workload, template, result.hash)
-      : mergePatches(precondition(workload), hashPatch(result.hash));
+      : mergePatches(precondition(workload), hashPatch(workload, result.hash));
     return {
       action: 'release',
       patch: mergePatches(release, cleanup?.patch ?? {}),
@@ -290,7 +300,7 @@ export function planSync(
           { metadata: { annotations: { [baselineHashAnnotation]: result.hash } } },
           cleanup?.patch ?? {},
         ),
-        roll: mergePatches(hashPatch(result.hash), cleanup?.patch ?? {}),
+        roll: mergePatches(hashPatch(workload, result.hash), cleanup?.patch ?? {}),
         to: result.hash,
         reason: withCleanup('no hash yet', cleanup),
         ...cleanupField(cleanup),
@@ -302,7 +312,7 @@ export function planSync(
     baseline === undefined ? {} : { metadata: { annotations: { [baselineHashAnnotation]: null } } };
   return {
     action: 'roll',
-    patch: mergePatches(mergePatches(hashPatch(result.hash), dropBaseline), cleanup?.patch ?? {}),
+    patch: mergePatches(mergePatches(hashPatch(workload, result.hash), dropBaseline), cleanup?.patch ?? {}),
     from: current,
     to: result.hash,
     reason: withCleanup(

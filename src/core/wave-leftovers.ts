@@ -13,7 +13,7 @@ import {
 } from './annotations.ts';
 import type { JsonPatchOperation } from './admission.ts';
 import { asName, asRecord } from './json.ts';
-import { workloadKinds } from './kinds.ts';
+import { apiVersionOf, workloadKinds } from './kinds.ts';
 import type { ObjectMeta, Workload } from './objects.ts';
 
 /** Wave holds a workload by giving its pods a scheduler that does not exist. */
@@ -68,7 +68,7 @@ export interface OwnerReference {
 }
 
 /**
- * Wave's ownerReference: to a workload kind at its apiVersion, `blockOwnerDeletion: true`, not the
+ * Wave's ownerReference: to a kind Wave managed (kinds.ts) at its apiVersion, `blockOwnerDeletion: true`, not the
  * controller (Wave set `controller: false`: it never owned the object, it used the reference to be told of
  * changes). A controller's reference (a Helm operator's, say) is never taken for Wave's.
  */
@@ -81,7 +81,9 @@ export function asWaveOwnerReference(value: unknown): OwnerReference | undefined
   if (ref === undefined || apiVersion === undefined || kind === undefined) return undefined;
   if (name === undefined || uid === undefined) return undefined;
   if (ref['controller'] === true || ref['blockOwnerDeletion'] !== true) return undefined;
-  const known = workloadKinds.some((k) => k.kind === kind && `${k.group}/${k.version}` === apiVersion);
+  const known = workloadKinds.some(
+    (k) => k.managedByWave && k.kind === kind && apiVersionOf(k) === apiVersion,
+  );
   return known ? { apiVersion, kind, name, uid } : undefined;
 }
 

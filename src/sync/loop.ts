@@ -4,13 +4,13 @@
 // so a new leader starts from the same caches and reads nothing again.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { optInStatus } from '../core/admission.ts';
-import { asRecord, jsonEqual } from '../core/json.ts';
+import { asRecord, asStringMap, jsonEqual } from '../core/json.ts';
 import { fieldManager } from '../core/annotations.ts';
 import type { CountingOptions } from '../core/counting.ts';
 import { sharedManager, templateManagers } from '../core/managed-fields.ts';
 import { workloadKinds } from '../core/kinds.ts';
 import type { WorkloadKind } from '../core/kinds.ts';
-import { parseWorkload, workloadKey, workloadRef } from '../core/objects.ts';
+import { parseWorkload, valueAt, workloadKey, workloadRef } from '../core/objects.ts';
 import { defaultPacing } from '../core/pacing.ts';
 import type { WorkloadRef } from '../core/objects.ts';
 import { consumedConfig, describeChild } from '../core/refs.ts';
@@ -80,8 +80,8 @@ export function cachedWorkload(
   const parsed = parseWorkload(raw, { kind: kind.kind });
   if (!parsed.ok) return null;
   const workload = parsed.value;
-  const selector = (raw['spec'] as { selector?: { matchLabels?: Record<string, string> } } | undefined)
-    ?.selector?.matchLabels;
+  const selector =
+    kind.podSelectorPath === undefined ? undefined : asStringMap(valueAt(raw, kind.podSelectorPath));
   const optIn = optInStatus(workload, counting);
   const optedIn = optIn.optedIn;
   return {

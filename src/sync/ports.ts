@@ -10,7 +10,7 @@ export interface CachedWorkload {
   readonly workload: Workload;
   /** What it consumes while opted in; undefined when not opted in. */
   readonly consumed: ConsumedConfig | undefined;
-  /** spec.selector.matchLabels: finds the pods of a kind whose held pods wave replaces. */
+  /** Its pods' selector (the kind's podSelectorPath): finds the pods of a kind whose held pods wave replaces. */
   readonly selector: Readonly<Record<string, string>> | undefined;
   /**
    * The field managers of its pod template (managedFields), wave excluded: a change of a consumed object

@@ -304,10 +304,17 @@ export class Reconciler {
           adoption === undefined || cached.selector === undefined
             ? []
             : await adoption.pods.startTimes(ref, cached.selector);
+        // A kind with no pods of its own (a CronJob's belong to its Jobs) has none running stale config.
         const decision =
           consumed === undefined
             ? { roll: false, reason: 'it consumes nothing' }
-            : decideAdoption(consumed, config.lookup, pods);
+            : kindByName(ref.kind)?.podSelectorPath === undefined
+              ? {
+                  roll: false,
+                  reason:
+                    'it has no pods of its own; the pods it starts next read the configuration as it is',
+                }
+              : decideAdoption(consumed, config.lookup, pods);
         if (decision.roll) {
           const wait = this.#o.takeRolloutToken(ref);
           if (wait > 0) return { outcome: 'throttled', retryInMs: wait };

@@ -1,8 +1,14 @@
 // The MutatingWebhookConfiguration that makes the apiserver call wave. The manifests ship the same object;
 // `wave serve --register-webhook` writes it for local runs, pointing at this process.
-import type { AdmissionregistrationV1Api, V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import type {
+  AdmissionregistrationV1Api,
+  V1MutatingWebhookConfiguration,
+  V1RuleWithOperations,
+} from '@kubernetes/client-node';
 import { optInAnnotation, optInNearMissValues, optInValue, reloader } from '../core/annotations.ts';
 import type { CountingOptions } from '../core/counting.ts';
+import { builtinKinds, resourcesByGroupVersion, templatePaths, workloadKinds } from '../core/kinds.ts';
+import type { WorkloadKind } from '../core/kinds.ts';
 import { isNotFound } from '../kube/client.ts';
 
 /** A CEL string literal: single-quoted, with every character outside printable ASCII escaped. */
@@ -29,16 +35,63 @@ export function celStringList(values: readonly string[]): string {
  */
 export const optInConditionValues: readonly string[] = [...new Set([optInValue, ...optInNearMissValues])];
 
+/** CEL's reserved words: a field so named is written `__word__` (Kubernetes' CEL property escaping). */
+const celReserved = new Set(
+  'true false null in as break const continue else for function if import let loop package namespace return var void while'.split(
+    ' ',
+  ),
+);
+
+/** A field selection in Kubernetes' CEL: the name as is, or escaped where it is no CEL identifier. */
+export function celField(name: string): string {
+  if (celReserved.has(name)) return `__${name}__`;
+  if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) && !name.includes('__')) return name;
+  return name
+    .replaceAll('__', '__underscores__')
+    .replaceAll('.', '__dot__')
+    .replaceAll('-', '__dash__')
+    .replaceAll('/', '__slash__');
+}
+
+/**
+ * `has()` of every step of `path` below `object`, and the selection itself: CEL has no optional
+ * chaining, and a missing field is an error, which a matchCondition reads as "do not call".
+ */
+function celPath(path: readonly string[]): { guard: string; at: string } {
+  let at = 'object';
+  const steps: string[] = [];
+  for (const segment of path) {
+    at = `${at}.${celField(segment)}`;
+    steps.push(`has(${at})`);
+  }
+  return { guard: steps.join(' && '), at };
+}
+
+/** The annotations of the pod template at each distinct template path of the kinds. */
+function templateAnnotationPaths(kinds: readonly WorkloadKind[]): ReturnType<typeof celPath>[] {
+  return templatePaths(kinds).map((path) => celPath([...path, 'metadata', 'annotations']));
+}
+
+const key = celString(optInAnnotation);
+const values = celStringList(optInConditionValues);
+const optInOn = (annotations: string) =>
+  `${key} in ${annotations} && ${annotations}[${key}].trim().lowerAscii() in ${values}`;
+
 /**
  * CEL for matchConditions: the apiserver calls wave only for workloads whose opt-in annotation, trimmed
- * and lower-cased as the core compares it, is one of optInConditionValues. Nothing else is sent: most
- * workloads cost the apiserver no call. The manifests carry this expression verbatim.
+ * and lower-cased as the core compares it, is one of optInConditionValues: on the workload's metadata, or,
+ * when the metadata does not carry the annotation at all, on its pod template (at each template path of
+ * the kinds: the core reads it there, see waveOptIn). Nothing else is sent: most workloads cost the
+ * apiserver no call. The manifests carry the built-in kinds' expression verbatim (optInCondition).
  */
-export const optInCondition = [
-  `has(object.metadata.annotations)`,
-  `${celString(optInAnnotation)} in object.metadata.annotations`,
-  `object.metadata.annotations[${celString(optInAnnotation)}].trim().lowerAscii() in ${celStringList(optInConditionValues)}`,
-].join(' && ');
+export function optInConditionFor(kinds: readonly WorkloadKind[]): string {
+  const metadata = `has(object.metadata.annotations) && ${optInOn('object.metadata.annotations')}`;
+  const onMetadata = `has(object.metadata.annotations) && ${key} in object.metadata.annotations`;
+  const templates = templateAnnotationPaths(kinds).map(({ guard, at }) => `(${guard} && ${optInOn(at)})`);
+  return `(${metadata}) || (!(${onMetadata}) && (${templates.join(' || ')}))`;
+}
+
+export const optInCondition = optInConditionFor(builtinKinds);
 
 /** The workload annotations by which Reloader opts a workload in (an exclude list alone does not). */
 export const reloaderOptInAnnotations: readonly string[] = [
@@ -56,16 +109,30 @@ export const reloaderOptInAnnotations: readonly string[] = [
  * whatever their value: an `auto: "false"` is the core's to decide. With `--auto-reload-all` every
  * workload may be opted in, so every one is sent: no condition (undefined).
  */
-export function matchCondition(counting: CountingOptions | undefined): string | undefined {
-  if (counting?.reloaderAnnotations !== true) return optInCondition;
+export function matchCondition(
+  counting: CountingOptions | undefined,
+  kinds: readonly WorkloadKind[] = builtinKinds,
+): string | undefined {
+  if (counting?.reloaderAnnotations !== true) return optInConditionFor(kinds);
   if (counting.autoReloadAll) return undefined;
   const keys = celStringList(reloaderOptInAnnotations);
   const on = (annotations: string) => `${keys}.exists(k, k in ${annotations})`;
   return [
-    `(${optInCondition})`,
+    `(${optInConditionFor(kinds)})`,
     `(has(object.metadata.annotations) && ${on('object.metadata.annotations')})`,
-    `(has(object.spec.template.metadata) && has(object.spec.template.metadata.annotations) && ${on('object.spec.template.metadata.annotations')})`,
+    ...templateAnnotationPaths(kinds).map(({ guard, at }) => `(${guard} && ${on(at)})`),
   ].join(' || ');
+}
+
+/** The webhook's rules: CREATE and UPDATE of every kind, one rule per API group and version. */
+export function webhookRules(kinds: readonly WorkloadKind[]): V1RuleWithOperations[] {
+  return resourcesByGroupVersion(kinds).map(({ group, version, plurals }) => ({
+    apiGroups: [group],
+    apiVersions: [version],
+    operations: ['CREATE', 'UPDATE'],
+    resources: [...plurals],
+    scope: 'Namespaced',
+  }));
 }
 
 export interface RegistrationOptions {
@@ -81,10 +148,13 @@ export interface RegistrationOptions {
   timeoutSeconds: number;
   /** The flags that change who is opted in; the defaults when absent. */
   counting?: CountingOptions;
+  /** The kinds to send; default every kind of the table (the built-in ones and any registered). */
+  kinds?: readonly WorkloadKind[];
 }
 
 export function webhookConfiguration(o: RegistrationOptions): V1MutatingWebhookConfiguration {
-  const condition = matchCondition(o.counting);
+  const kinds = o.kinds ?? workloadKinds;
+  const condition = matchCondition(o.counting, kinds);
   const caBundle = Buffer.from(o.caBundlePem).toString('base64');
   const clientConfig =
     'url' in o.target
@@ -99,15 +169,7 @@ export function webhookConfiguration(o: RegistrationOptions): V1MutatingWebhookC
         name: 'workloads.wave.pusher.com',
         admissionReviewVersions: ['v1'],
         clientConfig,
-        rules: [
-          {
-            apiGroups: ['apps'],
-            apiVersions: ['v1'],
-            operations: ['CREATE', 'UPDATE'],
-            resources: ['deployments', 'statefulsets', 'daemonsets'],
-            scope: 'Namespaced',
-          },
-        ],
+        rules: webhookRules(kinds),
         ...(condition === undefined
           ? {}
           : { matchConditions: [{ name: 'opted-in', expression: condition }] }),

@@ -19,7 +19,8 @@ import {
   serverDryRun,
 } from '../support/manifests.ts';
 import type { Manifest } from '../support/manifests.ts';
-import { matchCondition, optInCondition } from '../../src/webhook/registration.ts';
+import { builtinKinds, resourcesByGroupVersion } from '../../src/core/kinds.ts';
+import { matchCondition, optInCondition, webhookRules } from '../../src/webhook/registration.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const home = await mkdtemp(join(tmpdir(), 'wave-helm-'));
@@ -93,6 +94,26 @@ await t.test('with its defaults the chart renders the objects of manifests/base'
   const base = await renderKustomize(join(root, 'manifests/base'));
   t.ok(chart.length >= 15, `${chart.length} objects`);
   sameObjects(t, chart, base, 'defaults vs base');
+  // And both are the kinds table (test/unit/manifests-kinds.test.ts checks every manifest file).
+  const rules = (find(chart, 'ClusterRole', 'wave')?.['rules'] ?? []) as {
+    apiGroups: string[];
+    resources: string[];
+    verbs: string[];
+  }[];
+  for (const { group, plurals } of resourcesByGroupVersion(builtinKinds)) {
+    t.ok(
+      rules.some(
+        (r) =>
+          r.apiGroups.includes(group) &&
+          plurals.every((p) => r.resources.includes(p)) &&
+          ['list', 'watch', 'patch'].every((v) => r.verbs.includes(v)),
+      ),
+      `the ClusterRole lists, watches and patches ${group} ${plurals.join(', ')}`,
+    );
+  }
+  const webhook = find(chart, 'MutatingWebhookConfiguration', 'wave') as
+    { webhooks: { rules: unknown }[] } | undefined;
+  t.same(webhook?.webhooks[0]?.rules, webhookRules(builtinKinds), 'the webhook rules of the kinds table');
   t.ok(find(chart, 'Job', 'wave-certs-install-1'), 'the install Job carries the release revision');
 });
 

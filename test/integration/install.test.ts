@@ -205,6 +205,10 @@ await t.test('applied for real: the hardened pods pass the restricted Pod Securi
 await t.test('the ServiceAccounts hold what wave uses and nothing more', async (t) => {
   const ns = 'default';
   t.ok(await can('wave', ['patch', 'deployments.apps', '-n', ns]), 'wave patches Deployments');
+  t.ok(await can('wave', ['watch', 'cronjobs.batch', '-n', ns]), 'wave watches CronJobs');
+  t.ok(await can('wave', ['patch', 'cronjobs.batch', '-n', ns]), 'and patches them');
+  t.notOk(await can('wave', ['create', 'jobs.batch', '-n', ns]), 'wave never creates a Job');
+  t.notOk(await can('wave', ['update', 'cronjobs.batch', '-n', ns]), 'nor updates a whole CronJob');
   t.ok(await can('wave', ['watch', 'secrets', '-n', ns]), 'wave watches Secrets');
   t.ok(
     await can('wave', ['update', 'leases.coordination.k8s.io/wave-leader', '-n', waveNamespace]),
@@ -328,6 +332,35 @@ await t.test('the overlays render and the apiserver accepts them', async (t) => 
 // ---------------------------------------------------------------------------------------------------------
 // wave serve under the manifests' ServiceAccount.
 
+/** A CronJob consuming the consumer's key, opted in on its Job template (never on schedule in a test). */
+const cronJobConsumer = (namespace: string) => `
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: ${namespace}}
+spec:
+  schedule: "0 0 1 1 *"
+  suspend: true
+  jobTemplate:
+    spec:
+      template:
+        metadata:
+          annotations: {wave.pusher.com/update-on-config-change: "true"}
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: job
+              image: job
+              env:
+                - {name: LOG_LEVEL, valueFrom: {configMapKeyRef: {name: settings, key: LOG_LEVEL}}}
+`;
+
+async function cronJobHash(namespace: string): Promise<string | undefined> {
+  const cronJob = JSON.parse(await kubectl(['-n', namespace, 'get', 'cronjob', 'nightly', '-o', 'json'])) as {
+    spec: { jobTemplate: { spec: { template: { metadata?: { annotations?: Record<string, string> } } } } };
+  };
+  return cronJob.spec.jobTemplate.spec.template.metadata?.annotations?.['wave.pusher.com/config-hash'];
+}
+
 const asWave = (namespace: string, kubeconfig: string) => ({
   namespaces: [namespace],
   kubeconfig,
@@ -348,6 +381,9 @@ await t.test('as ServiceAccount wave, a ConfigMap change rolls the Deployment co
   await kubectl(['apply', '-f', '-'], consumer(namespace));
   const before = await consumerHash(namespace);
   t.equal(before, await offlineHash(namespace), 'stamped at creation by the webhook');
+  // A CronJob consuming the same key, opted in on its Job template: the same hash, under the same RBAC.
+  await kubectl(['apply', '-f', '-'], cronJobConsumer(namespace));
+  t.equal(await cronJobHash(namespace), before, 'the CronJob is stamped at creation too');
   await waitFor('the first ReplicaSet', async () => (await consumerReplicaSets(namespace)) === 1);
 
   await changeSettings(namespace);
@@ -369,6 +405,11 @@ await t.test('as ServiceAccount wave, a ConfigMap change rolls the Deployment co
   });
   await stays('the ReplicaSets', 2000, () => consumerReplicaSets(namespace), 2);
   t.pass('the Deployment rolled, once');
+  await waitFor('the CronJob to be re-stamped', async () => (await cronJobHash(namespace)) === after, {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+  });
+  t.pass('the CronJob carries the new hash');
   t.notMatch(wave.output(), /HTTP 403/, 'no request of wave was forbidden');
 });
 

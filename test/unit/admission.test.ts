@@ -105,14 +105,10 @@ t.test('near misses are trimmed as CEL trims, which keeps U+FEFF', (t) => {
   t.end();
 });
 
-t.test('the opt-in annotation on the pod template instead of the workload is a near miss', (t) => {
+t.test('the opt-in annotation on the pod template alone opts the workload in', (t) => {
   const decision = decideAdmission(request({ object: web({ annotations: {}, templateAnnotations: optIn }) }));
-  t.equal(decision.decision, 'skip');
-  t.equal(decision.events[0]?.reason, 'OptInNearMiss');
-  t.match(
-    decision.events[0]?.message ?? '',
-    /on the pod template; wave reads it from the Deployment's own metadata/,
-  );
+  t.equal(decision.decision, 'stamp');
+  t.same(decision.events, [], 'no near miss');
   t.end();
 });
 

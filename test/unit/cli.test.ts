@@ -139,7 +139,7 @@ t.test('an unreadable file, a missing -f and an unknown option are usage errors'
 t.test('a file without workloads says so and hashes nothing', async (t) => {
   const run = await inProcess(['hash', '-f', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n');
   t.equal(run.stdout, '');
-  t.match(run.stderr, /no Deployment, StatefulSet or DaemonSet in -/);
+  t.match(run.stderr, /no workload \(Deployment, StatefulSet, DaemonSet and CronJob\) in -/);
   t.equal(run.status, 0);
 });
 
@@ -206,5 +206,95 @@ spec:
   t.match(
     bad.stderr,
     /^wave hash: --resource-label-selector: "reload in \(\)": a set needs at least one value\n/,
+  );
+});
+
+t.test('wave hash -f hashes a CronJob at its Job template, opted in there or on its metadata', async (t) => {
+  const configMap =
+    'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {LEVEL: info}\n';
+  const cronJob = (name: string, where: 'metadata' | 'template') => `---
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: ${name}
+  namespace: shop
+  ${where === 'metadata' ? 'annotations: {wave.pusher.com/update-on-config-change: "true"}' : 'labels: {}'}
+spec:
+  schedule: "0 0 1 1 *"
+  jobTemplate:
+    spec:
+      template:
+        metadata:
+          ${where === 'template' ? 'annotations: {wave.pusher.com/update-on-config-change: "true"}' : 'labels: {}'}
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: job
+              image: job
+              env: [{name: LEVEL, valueFrom: {configMapKeyRef: {name: settings, key: LEVEL}}}]
+`;
+  const deployment = `---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop, annotations: {wave.pusher.com/update-on-config-change: "true"}}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - {name: web, image: web, env: [{name: LEVEL, valueFrom: {configMapKeyRef: {name: settings, key: LEVEL}}}]}
+`;
+  const run = await inProcess(
+    ['hash', '-f', '-'],
+    configMap + cronJob('nightly', 'metadata') + cronJob('owned', 'template') + deployment,
+  );
+  t.equal(run.status, 0, run.stderr);
+  const hashes = new Map(
+    run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' ') as [string, string]),
+  );
+  t.strictSame([...hashes.keys()], ['CronJob/shop/nightly', 'CronJob/shop/owned', 'Deployment/shop/web']);
+  t.match(hashes.get('CronJob/shop/nightly'), /^[0-9a-f]{64}$/);
+  t.equal(
+    hashes.get('CronJob/shop/nightly'),
+    hashes.get('Deployment/shop/web'),
+    'the same consumed key: the same hash',
+  );
+  t.equal(hashes.get('CronJob/shop/owned'), hashes.get('Deployment/shop/web'));
+  const missing = await inProcess(['hash', '-f', '-'], cronJob('nightly', 'metadata'));
+  t.equal(missing.stdout, 'CronJob/shop/nightly missing: ConfigMap shop/settings\n');
+  t.equal(missing.status, 3);
+});
+
+t.test('wave explain takes every kind of the table by name, plural or short name', async (t) => {
+  // No cluster: the kubeconfig does not exist, so a known kind gets as far as reading it (exit 1).
+  const kubeconfig = '/nonexistent/wave-test-kubeconfig';
+  for (const [text, kind] of [
+    ['cj', 'CronJob'],
+    ['cronjob', 'CronJob'],
+    ['cronjobs', 'CronJob'],
+    ['CronJob', 'CronJob'],
+    ['deploy', 'Deployment'],
+    ['sts', 'StatefulSet'],
+    ['ds', 'DaemonSet'],
+  ] as const) {
+    const run = await inProcess(['explain', `${text}/nightly`, '-n', 'shop', '--kubeconfig', kubeconfig]);
+    t.equal(run.status, 1, text);
+    t.match(
+      run.stderr,
+      new RegExp(`^wave explain: could not read ${kind} shop/nightly`),
+      `${text} is a ${kind}`,
+    );
+  }
+  const job = await inProcess(['explain', 'job/x', '--kubeconfig', kubeconfig]);
+  t.equal(job.status, 2, 'a Job is no kind wave manages');
+  t.match(job.stderr, /with kind one of deployment \(deployments, deploy\), .*cronjob \(cronjobs, cj\)/);
+  const help = await inProcess(['explain', '--help']);
+  t.match(
+    help.stdout,
+    /Kinds: deployment \(deployments, deploy\), statefulset \(statefulsets, sts\), daemonset \(daemonsets, ds\), cronjob \(cronjobs, cj\)\./,
   );
 });

@@ -1,5 +1,6 @@
 // Who wrote a change and who manages a pod template, read off managedFields: the input of the debounce rule.
 import t from 'tap';
+import { kindByName } from '../../src/core/kinds.ts';
 import { latestManagers, sharedManager, templateManagers } from '../../src/core/managed-fields.ts';
 
 const entry = (manager: string, time: string, fieldsV1: object = {}, subresource?: string) => ({
@@ -82,3 +83,28 @@ t.test('equal manager lists are one shared array', (t) => {
   t.equal(a, b, 'thousands of workloads written by one tool hold one list');
   t.end();
 });
+
+t.test(
+  'a CronJob’s template managers own a field under f:spec → f:jobTemplate → f:spec → f:template',
+  (t) => {
+    const cronJob = kindByName('CronJob');
+    if (cronJob === undefined) throw new Error('no CronJob in the kinds table');
+    const fields = [
+      entry('argocd-controller', '2026-12-02T10:00:00Z', {
+        'f:spec': {
+          'f:schedule': {},
+          'f:jobTemplate': { 'f:spec': { 'f:template': { 'f:spec': { 'f:containers': {} } } } },
+        },
+      }),
+      entry('kubectl-patch', '2026-12-02T10:01:00Z', { 'f:spec': { 'f:suspend': {} } }),
+      entry('wave', '2026-12-02T10:02:00Z', {
+        'f:spec': {
+          'f:jobTemplate': { 'f:spec': { 'f:template': { 'f:metadata': { 'f:annotations': {} } } } },
+        },
+      }),
+    ];
+    t.same(templateManagers(fields, cronJob.templatePath, ['wave']), ['argocd-controller']);
+    t.same(templateManagers(fields, ['spec', 'template']), [], 'not where a Deployment keeps it');
+    t.end();
+  },
+);

@@ -121,7 +121,9 @@ for (const kind of workloadKinds) {
         t.equal(s.writes.events[0]?.reason, 'Adopted');
         t.match(
           s.writes.events[0]?.message,
-          /last written before its oldest pod started at 2026-12-01T10:00:00/,
+          kind.podSelectorPath === undefined
+            ? /it has no pods of its own/
+            : /last written before its oldest pod started at 2026-12-01T10:00:00/,
         );
 
         t.same(await s.reconcile(), { outcome: 'unchanged' }, 'a resync: nothing');
@@ -137,62 +139,76 @@ for (const kind of workloadKinds) {
       },
     );
 
-    t.test(
-      'a consumed object written after its pods started: rolls once at adoption, says why',
-      async (t) => {
+    if (kind.podSelectorPath === undefined) {
+      t.test('no pods of its own: a baseline whatever was written when, and no pods read', async (t) => {
         const s = setup(kind);
-        s.config.put(app('1'));
-        s.config.put(db('cA==', podStart + 1000));
+        s.config.put(app('1', after));
+        s.config.put({ kind: 'Secret', namespace, name: 'db', data: { password: 'cA==' } });
         s.put(waveOptIn);
-        t.same(await s.reconcile(), { outcome: 'rolled' });
-        t.match(templateHash(s.template()), /^[0-9a-f]{64}$/);
-        t.equal(await s.rollouts(), 1);
-        t.equal(s.writes.events[0]?.reason, 'AdoptedWithRollout');
-        t.match(
-          s.writes.events[0]?.message,
-          /Secret shop\/db was written at 2026-12-01T10:00:01.000Z, after its oldest pod started/,
-        );
-        t.same(await s.reconcile(), { outcome: 'unchanged' });
-      },
-    );
+        t.same(await s.reconcile(), { outcome: 'adopted' });
+        t.equal(templateHash(s.template()), undefined, 'the pod template is untouched');
+        t.same(s.pods.reads, [], 'no pods read');
+        t.match(s.writes.events[0]?.message, /it has no pods of its own/);
+        t.equal(await s.rollouts(), 0);
+      });
+    } else {
+      t.test(
+        'a consumed object written after its pods started: rolls once at adoption, says why',
+        async (t) => {
+          const s = setup(kind);
+          s.config.put(app('1'));
+          s.config.put(db('cA==', podStart + 1000));
+          s.put(waveOptIn);
+          t.same(await s.reconcile(), { outcome: 'rolled' });
+          t.match(templateHash(s.template()), /^[0-9a-f]{64}$/);
+          t.equal(await s.rollouts(), 1);
+          t.equal(s.writes.events[0]?.reason, 'AdoptedWithRollout');
+          t.match(
+            s.writes.events[0]?.message,
+            /Secret shop\/db was written at 2026-12-01T10:00:01.000Z, after its oldest pod started/,
+          );
+          t.same(await s.reconcile(), { outcome: 'unchanged' });
+        },
+      );
 
-    t.test('the same second counts as after, and an unrecorded write as changed', async (t) => {
-      const same = setup(kind);
-      same.config.put(app('1', podStart + 400));
-      same.config.put(db('cA=='));
-      same.put(waveOptIn);
-      t.same(await same.reconcile(), { outcome: 'rolled' }, 'same second');
-      const unknown = setup(kind);
-      unknown.config.put({ kind: 'ConfigMap', namespace, name: 'app', data: { a: '1' } });
-      unknown.config.put(db('cA=='));
-      unknown.put(waveOptIn);
-      t.same(await unknown.reconcile(), { outcome: 'rolled' }, 'no managedFields time');
-      t.match(unknown.writes.events[0]?.message, /last write of ConfigMap shop\/app is not recorded/);
-    });
+      t.test('the same second counts as after, and an unrecorded write as changed', async (t) => {
+        const same = setup(kind);
+        same.config.put(app('1', podStart + 400));
+        same.config.put(db('cA=='));
+        same.put(waveOptIn);
+        t.same(await same.reconcile(), { outcome: 'rolled' }, 'same second');
+        const unknown = setup(kind);
+        unknown.config.put({ kind: 'ConfigMap', namespace, name: 'app', data: { a: '1' } });
+        unknown.config.put(db('cA=='));
+        unknown.put(waveOptIn);
+        t.same(await unknown.reconcile(), { outcome: 'rolled' }, 'no managedFields time');
+        t.match(unknown.writes.events[0]?.message, /last write of ConfigMap shop\/app is not recorded/);
+      });
 
-    t.test('no pod started yet: a baseline', async (t) => {
-      const s = setup(kind);
-      s.pods.starts = [undefined];
-      s.config.put(app('1', after));
-      s.config.put(db('cA=='));
-      s.put(waveOptIn);
-      t.same(await s.reconcile(), { outcome: 'adopted' });
-      t.match(s.writes.events[0]?.message, /no pod of it has started yet/);
-    });
+      t.test('no pod started yet: a baseline', async (t) => {
+        const s = setup(kind);
+        s.pods.starts = [undefined];
+        s.config.put(app('1', after));
+        s.config.put(db('cA=='));
+        s.put(waveOptIn);
+        t.same(await s.reconcile(), { outcome: 'adopted' });
+        t.match(s.writes.events[0]?.message, /no pod of it has started yet/);
+      });
 
-    t.test('a workload that carries a hash is never adopted', async (t) => {
-      const s = setup(kind);
-      s.config.put(app('1', after));
-      s.config.put(db('cA=='));
-      s.put(waveOptIn);
-      await s.reconcile(); // rolled: written after the pods started
-      s.writes.patches.length = 0;
-      s.pods.reads.length = 0;
-      s.config.put(app('2', after));
-      t.same(await s.reconcile(), { outcome: 'rolled' }, 'a change rolls as always');
-      t.equal(s.pods.reads.length, 0, 'no pods read');
-      t.equal(s.raw().metadata.annotations?.[baselineHashAnnotation], undefined);
-    });
+      t.test('a workload that carries a hash is never adopted', async (t) => {
+        const s = setup(kind);
+        s.config.put(app('1', after));
+        s.config.put(db('cA=='));
+        s.put(waveOptIn);
+        await s.reconcile(); // rolled: written after the pods started
+        s.writes.patches.length = 0;
+        s.pods.reads.length = 0;
+        s.config.put(app('2', after));
+        t.same(await s.reconcile(), { outcome: 'rolled' }, 'a change rolls as always');
+        t.equal(s.pods.reads.length, 0, 'no pods read');
+        t.equal(s.raw().metadata.annotations?.[baselineHashAnnotation], undefined);
+      });
+    }
 
     t.test('only-annotated: only the annotated Secret rolls it', async (t) => {
       const s = setup(kind);

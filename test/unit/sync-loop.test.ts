@@ -4,10 +4,11 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import t from 'tap';
 import type { Test } from 'tap';
-import { configHashAnnotation, optInAnnotation } from '../../src/core/annotations.ts';
-import { workloadKinds } from '../../src/core/kinds.ts';
+import { optInAnnotation } from '../../src/core/annotations.ts';
+import { atTemplate, workloadKinds } from '../../src/core/kinds.ts';
 import type { WorkloadKind } from '../../src/core/kinds.ts';
-import { workloadKey } from '../../src/core/objects.ts';
+import { valueAt, workloadKey } from '../../src/core/objects.ts';
+import { templateHash } from '../../src/core/template.ts';
 import { apiChildFetcher } from '../../src/kube/child-fetcher.ts';
 import { KubeTransport } from '../../src/kube/transport.ts';
 import { createLogger } from '../../src/log.ts';
@@ -21,25 +22,25 @@ const namespace = 'shop';
 const resourceOf = (kind: WorkloadKind) => `${kind.group}/${kind.version}/${kind.plural}`;
 
 function workload(kind: WorkloadKind, name: string): Record<string, unknown> {
+  const template = {
+    metadata: { labels: { app: name } },
+    spec: {
+      containers: [
+        {
+          name: 'app',
+          image: 'app:1',
+          envFrom: [{ configMapRef: { name: `${name}-config` } }, { secretRef: { name: 'shared' } }],
+        },
+      ],
+    },
+  };
+  const object = atTemplate(kind, template);
   return {
     apiVersion: `${kind.group}/${kind.version}`,
     kind: kind.kind,
     metadata: { name, namespace, annotations: { [optInAnnotation]: 'true' } },
-    spec: {
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: {
-          containers: [
-            {
-              name: 'app',
-              image: 'app:1',
-              envFrom: [{ configMapRef: { name: `${name}-config` } }, { secretRef: { name: 'shared' } }],
-            },
-          ],
-        },
-      },
-    },
+    ...object,
+    spec: { selector: { matchLabels: { app: name } }, ...(object['spec'] as object) },
   };
 }
 
@@ -90,13 +91,7 @@ function replica(t: Test, cluster: FakeCluster) {
 }
 
 const hashOf = (cluster: FakeCluster, kind: WorkloadKind, name: string) =>
-  ((
-    cluster.get(resourceOf(kind), namespace, name)?.['spec'] as
-      | {
-          template?: { metadata?: { annotations?: Record<string, string> } };
-        }
-      | undefined
-  )?.template?.metadata?.annotations ?? {})[configHashAnnotation];
+  templateHash(valueAt(cluster.get(resourceOf(kind), namespace, name), kind.templatePath));
 
 t.test(
   'a standby holds the leader’s data, writes nothing, and reads nothing again when it takes over',

@@ -8,7 +8,9 @@ import { optInStatus } from '../../src/core/admission.ts';
 import { defaultCounting } from '../../src/core/counting.ts';
 import type { CountingOptions } from '../../src/core/counting.ts';
 import { matchCondition, optInCondition, webhookConfiguration } from '../../src/webhook/registration.ts';
-import { deployment } from './support/workloads.ts';
+import { atTemplate, builtinKinds, templatePaths, workloadKinds } from '../../src/core/kinds.ts';
+import type { WorkloadKind } from '../../src/core/kinds.ts';
+import { workload } from './support/workloads.ts';
 
 const reloaderOn: CountingOptions = { ...defaultCounting, reloaderAnnotations: true };
 const file = 'manifests/helm/wave/templates/mutating-webhook-configuration-reloader.yaml';
@@ -64,32 +66,63 @@ t.test('with --auto-reload-all every workload is sent: no matchConditions', (t) 
   t.end();
 });
 
-/** The shape: Wave's condition, or any of a list of keys in the metadata's or the template's annotations. */
-function sends(
-  expression: string,
-  annotations: Record<string, string> | undefined,
-  templateAnnotations: Record<string, string> | undefined,
-): boolean {
-  const parts = expression.split(' || ');
-  t.equal(parts.length, 3, 'three alternatives');
-  t.equal(parts[0], `(${optInCondition})`, "the first is Wave's own");
-  const keysOf = (part: string) =>
-    [...(/\[([^\]]*)\]\.exists\(k, k in ([a-z.]+)\)/.exec(part)?.[1] ?? '').matchAll(/'([^']*)'/g)].map(
-      (m) => m[1],
-    );
-  t.match(parts[1], /object\.metadata\.annotations\)\)$/);
-  t.match(parts[2], /object\.spec\.template\.metadata\.annotations\)\)$/);
-  const wave = annotations?.['wave.pusher.com/update-on-config-change'] !== undefined;
-  const onMeta = keysOf(parts[1] ?? '').some(
-    (k) => k !== undefined && annotations !== undefined && k in annotations,
-  );
-  const onTemplate = keysOf(parts[2] ?? '').some(
-    (k) => k !== undefined && templateAnnotations !== undefined && k in templateAnnotations,
-  );
-  return wave || onMeta || onTemplate;
+/** The value at a dotted path of fields below `object`, as CEL's field selection reads a map. */
+function at(object: unknown, path: readonly string[]): unknown {
+  let current = object;
+  for (const segment of path) {
+    if (typeof current !== 'object' || current === null || !(segment in current)) return undefined;
+    current = (current as Record<string, unknown>)[segment];
+  }
+  return current;
 }
 
-t.test('every workload the core opts in with the flag is sent', (t) => {
+const keyClause = /^\(((?:has\([A-Za-z_.]+\) && )*)\[([^\]]*)\]\.exists\(k, k in ([A-Za-z_.]+)\)\)$/;
+
+/**
+ * The shape: Wave's condition, or any of a list of keys in the annotations at one of several places (the
+ * metadata's, each template path's), each behind has() guards. Wave's part is modelled loosely: its
+ * annotation anywhere.
+ */
+function sends(expression: string, object: Record<string, unknown>, kind: WorkloadKind): boolean {
+  const prefix = `(${optInCondition}) || `;
+  t.ok(expression.startsWith(prefix), "the first alternative is Wave's own");
+  const clauses = expression.slice(prefix.length).split(' || ');
+  t.equal(clauses.length, 1 + templatePaths(builtinKinds).length, 'the metadata, and each template path');
+  const wave = 'wave.pusher.com/update-on-config-change';
+  const templateAnnotations = at(object, [...kind.templatePath, 'metadata', 'annotations']) as
+    Record<string, string> | undefined;
+  const metadataAnnotations = at(object, ['metadata', 'annotations']) as Record<string, string> | undefined;
+  if (metadataAnnotations?.[wave] !== undefined || templateAnnotations?.[wave] !== undefined) return true;
+  return clauses.some((clause) => {
+    const m = keyClause.exec(clause);
+    t.ok(m, `a clause of the known shape: ${clause.slice(0, 80)}`);
+    const [, guards = '', list = '', field = ''] = m ?? [];
+    const guarded = [...guards.matchAll(/has\(([^)]*)\)/g)].every(
+      (g) => at(object, (g[1] ?? '').split('.').slice(1)) !== undefined,
+    );
+    const annotations = at(object, field.split('.').slice(1)) as Record<string, string> | undefined;
+    const keys = [...list.matchAll(/'([^']*)'/g)].map((k) => k[1] ?? '');
+    return guarded && annotations !== undefined && keys.some((k) => k in annotations);
+  });
+}
+
+function objectOf(
+  kind: WorkloadKind,
+  annotations: Record<string, string> | undefined,
+  templateAnnotations: Record<string, string> | undefined,
+): Record<string, unknown> {
+  return {
+    apiVersion: `${kind.group}/${kind.version}`,
+    kind: kind.kind,
+    metadata: { name: 'web', namespace: 'shop', ...(annotations && { annotations }) },
+    ...atTemplate(kind, {
+      metadata: { labels: { app: 'web' }, ...(templateAnnotations && { annotations: templateAnnotations }) },
+      spec: { containers: [{ name: 'web', image: 'web' }] },
+    }),
+  };
+}
+
+t.test('every workload the core opts in with the flag is sent, for every kind', (t) => {
   const expression = matchCondition(reloaderOn) ?? '';
   const keys = [
     'reloader.stakater.com/auto',
@@ -99,24 +132,23 @@ t.test('every workload the core opts in with the flag is sent', (t) => {
     'secret.reloader.stakater.com/reload',
     'reloader.stakater.com/search',
   ];
-  for (const key of keys) {
-    for (const where of ['metadata', 'template'] as const) {
-      const value = key.endsWith('/reload') ? 'app' : 'true';
-      const ann = { [key]: value };
-      const workload =
-        where === 'metadata' ? deployment({ annotations: ann }) : deployment({ templateAnnotations: ann });
-      t.ok(optInStatus(workload, reloaderOn).optedIn, `${key} on the ${where} opts in`);
-      t.ok(
-        sends(expression, where === 'metadata' ? ann : undefined, where === 'template' ? ann : undefined),
-        `${key} on the ${where} is sent`,
-      );
+  for (const kind of workloadKinds) {
+    for (const key of keys) {
+      for (const where of ['metadata', 'template'] as const) {
+        const value = key.endsWith('/reload') ? 'app' : 'true';
+        const ann = { [key]: value };
+        const object = where === 'metadata' ? objectOf(kind, ann, undefined) : objectOf(kind, undefined, ann);
+        t.ok(
+          optInStatus(workload(object), reloaderOn).optedIn,
+          `${kind.kind}: ${key} on the ${where} opts in`,
+        );
+        t.ok(sends(expression, object, kind), `${kind.kind}: ${key} on the ${where} is sent`);
+      }
     }
+    const excludeOnly = { 'configmaps.exclude.reloader.stakater.com/reload': 'app' };
+    const object = objectOf(kind, excludeOnly, undefined);
+    t.notOk(optInStatus(workload(object), reloaderOn).optedIn, `${kind.kind}: an exclude list alone: out`);
+    t.notOk(sends(expression, object, kind), 'and not sent');
   }
-  const excludeOnly = { 'configmaps.exclude.reloader.stakater.com/reload': 'app' };
-  t.notOk(
-    optInStatus(deployment({ annotations: excludeOnly }), reloaderOn).optedIn,
-    'an exclude list alone: out',
-  );
-  t.notOk(sends(expression, excludeOnly, undefined), 'and not sent');
   t.end();
 });

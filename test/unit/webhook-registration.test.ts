@@ -6,13 +6,15 @@ import t from 'tap';
 import { parse } from 'yaml';
 import { optInStatus } from '../../src/core/admission.ts';
 import { optInAnnotation, optInNearMissValues, optInValue } from '../../src/core/annotations.ts';
+import { atTemplate, builtinKinds, workloadKinds } from '../../src/core/kinds.ts';
+import type { WorkloadKind } from '../../src/core/kinds.ts';
 import {
   celString,
   celStringList,
   optInCondition,
   webhookConfiguration,
 } from '../../src/webhook/registration.ts';
-import { deployment } from './support/workloads.ts';
+import { deploymentObject, workload } from './support/workloads.ts';
 
 const root = new URL('../../', import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
@@ -48,20 +50,57 @@ function unquoteCel(literal: string): string {
 }
 
 const stringLiteral = String.raw`'(?:[^'\\]|\\.)*'`;
+const field = String.raw`object(?:\.[A-Za-z_][A-Za-z0-9_]*)+`;
+const list = String.raw`\[((?:${stringLiteral}(?:, )?)*)\]`;
 /** optInCondition's one shape; a change to it must come with a change to celSends() below. */
 const conditionShape = new RegExp(
-  String.raw`^has\(object\.metadata\.annotations\) && (${stringLiteral}) in object\.metadata\.annotations` +
-    String.raw` && object\.metadata\.annotations\[(${stringLiteral})\]\.trim\(\)\.lowerAscii\(\) in \[(.*)\]$`,
+  String.raw`^\(has\(object\.metadata\.annotations\) && (${stringLiteral}) in object\.metadata\.annotations` +
+    String.raw` && object\.metadata\.annotations\[(${stringLiteral})\]\.trim\(\)\.lowerAscii\(\) in ${list}\)` +
+    String.raw` \|\| \(!\(has\(object\.metadata\.annotations\) && (${stringLiteral}) in object\.metadata\.annotations\) && \((.*)\)\)$`,
+  'su',
+);
+const templateClause = new RegExp(
+  String.raw`^\(((?:has\(${field}\) && )+)(${stringLiteral}) in (${field}) && \3\[(${stringLiteral})\]\.trim\(\)\.lowerAscii\(\) in ${list}\)$`,
   'su',
 );
 
-function parseCondition(expression: string): { key: string; keyAgain: string; values: string[] } {
+function literals(text: string): string[] {
+  const found = text.match(new RegExp(stringLiteral, 'gsu')) ?? [];
+  if (found.join(', ') !== text) throw new Error(`not a plain list of string literals: [${text}]`);
+  return found.map(unquoteCel);
+}
+
+interface Condition {
+  key: string;
+  keys: string[];
+  values: string[];
+  /** Each template clause: the annotations it reads (dotted, below object), and its values. */
+  templates: { path: string[]; guards: string[]; values: string[] }[];
+}
+
+function parseCondition(expression: string): Condition {
   const match = conditionShape.exec(expression);
   if (match === null) throw new Error(`optInCondition has an unexpected shape: ${expression}`);
-  const [, key = '', keyAgain = '', list = ''] = match;
-  const literals = list.match(new RegExp(stringLiteral, 'gsu')) ?? [];
-  if (literals.join(', ') !== list) throw new Error(`not a plain list of string literals: [${list}]`);
-  return { key: unquoteCel(key), keyAgain: unquoteCel(keyAgain), values: literals.map(unquoteCel) };
+  const [, key = '', keyAgain = '', values = '', keyOnMetadata = '', rest = ''] = match;
+  const templates = rest.split(' || ').map((clause) => {
+    const m = templateClause.exec(clause);
+    if (m === null) throw new Error(`a template clause has an unexpected shape: ${clause}`);
+    const [, guards = '', k = '', at = '', kAgain = '', vs = ''] = m;
+    if (unquoteCel(k) !== unquoteCel(key) || unquoteCel(kAgain) !== unquoteCel(key)) {
+      throw new Error(`a template clause reads another annotation: ${clause}`);
+    }
+    return {
+      path: at.split('.').slice(1),
+      guards: [...guards.matchAll(/has\(([^)]*)\)/g)].map((g) => g[1] ?? ''),
+      values: literals(vs),
+    };
+  });
+  return {
+    key: unquoteCel(key),
+    keys: [keyAgain, keyOnMetadata].map(unquoteCel),
+    values: literals(values),
+    templates,
+  };
 }
 
 // cel-go's trim() is Go's strings.TrimSpace: unicode.IsSpace, spelled out here rather than taken from the
@@ -86,16 +125,51 @@ function celLowerAscii(value: string): string {
     .join('');
 }
 
+/** The value at a dotted path of fields, as CEL's field selection reads a map. */
+function at(object: unknown, path: readonly string[]): unknown {
+  let current = object;
+  for (const segment of path) {
+    if (typeof current !== 'object' || current === null || !(segment in current)) return undefined;
+    current = (current as Record<string, unknown>)[segment];
+  }
+  return current;
+}
+
+/**
+ * What the apiserver evaluates optInCondition to for an object: the metadata's annotation when it is there,
+ * else any template clause whose guards all hold.
+ */
+function celSendsObject(object: Record<string, unknown>): boolean {
+  const { key, values, templates } = parseCondition(optInCondition);
+  const compare = (value: unknown) =>
+    typeof value === 'string' && values.includes(celLowerAscii(celTrim(value)));
+  const own = at(object, ['metadata', 'annotations']) as Record<string, unknown> | undefined;
+  if (own !== undefined && key in own) return compare(own[key]);
+  return templates.some((clause) => {
+    const guarded = clause.guards.every((guard) => at(object, guard.split('.').slice(1)) !== undefined);
+    const annotations = at(object, clause.path) as Record<string, unknown> | undefined;
+    return (
+      guarded &&
+      annotations !== undefined &&
+      key in annotations &&
+      clause.values.includes(celLowerAscii(celTrim(String(annotations[key])))) &&
+      compare(annotations[key])
+    );
+  });
+}
+
 /** What the apiserver evaluates optInCondition to for a workload with these annotations. */
 function celSends(annotations: Record<string, string> | undefined): boolean {
-  const { key, values } = parseCondition(optInCondition);
-  const value = annotations?.[key];
-  return value !== undefined && values.includes(celLowerAscii(celTrim(value)));
+  return celSendsObject(deploymentObject(annotations === undefined ? {} : { annotations }));
+}
+
+function coreActsOnObject(object: Record<string, unknown>): boolean {
+  const status = optInStatus(workload(object));
+  return status.optedIn || status.nearMiss !== undefined;
 }
 
 function coreActsOn(annotations: Record<string, string>): boolean {
-  const status = optInStatus(deployment({ annotations }));
-  return status.optedIn || status.nearMiss !== undefined;
+  return coreActsOnObject(deploymentObject({ annotations }));
 }
 
 t.test('celString quotes for CEL: quotes, backslashes and anything outside printable ASCII', (t) => {
@@ -121,9 +195,9 @@ t.test('celString quotes for CEL: quotes, backslashes and anything outside print
 });
 
 t.test('optInCondition tests the opt-in annotation against the opt-in and every near miss', (t) => {
-  const { key, keyAgain, values } = parseCondition(optInCondition);
+  const { key, keys, values, templates } = parseCondition(optInCondition);
   t.equal(key, optInAnnotation, 'the annotation it checks for');
-  t.equal(keyAgain, optInAnnotation, 'the annotation it reads');
+  t.same(keys, [optInAnnotation, optInAnnotation], 'the annotation it reads');
   t.strictSame(
     [...values].sort(),
     [...new Set([optInValue, ...optInNearMissValues])].sort(),
@@ -132,8 +206,72 @@ t.test('optInCondition tests the opt-in annotation against the opt-in and every 
   for (const value of optInNearMissValues) t.ok(values.includes(value), `sends ${JSON.stringify(value)}`);
   t.ok(values.includes(optInValue), `sends the opt-in ${JSON.stringify(optInValue)}`);
   t.equal(new Set(values).size, values.length, 'no value twice');
+  for (const clause of templates) t.strictSame(clause.values, values, 'the same values on the template');
+  t.strictSame(
+    templates.map((c) => c.path.join('.')),
+    [...new Set(builtinKinds.map((k) => [...k.templatePath, 'metadata', 'annotations'].join('.')))],
+    'one template clause per distinct template path of the kinds table',
+  );
+  for (const clause of templates) {
+    t.strictSame(
+      clause.guards,
+      clause.path.map((_, i) => ['object', ...clause.path.slice(0, i + 1)].join('.')),
+      `every step of ${clause.path.join('.')} is guarded by has()`,
+    );
+  }
   t.end();
 });
+
+/** A workload of `kind` with the annotations on its metadata and on its pod template, where the kind keeps it. */
+function objectOf(
+  kind: WorkloadKind,
+  annotations: Record<string, string> | undefined,
+  templateAnnotations: Record<string, string> | undefined,
+): Record<string, unknown> {
+  return {
+    apiVersion: `${kind.group}/${kind.version}`,
+    kind: kind.kind,
+    metadata: { name: 'web', namespace: 'shop', ...(annotations && { annotations }) },
+    ...atTemplate(kind, {
+      metadata: { labels: { app: 'web' }, ...(templateAnnotations && { annotations: templateAnnotations }) },
+      spec: { containers: [{ name: 'web', image: 'web' }] },
+    }),
+  };
+}
+
+t.test(
+  'for every kind, the apiserver sends an opt-in on the pod template exactly as the core reads it',
+  (t) => {
+    const values = ['true', 'True', ' yes ', 'only-annotated', 'false', 'nope', ''];
+    for (const kind of workloadKinds) {
+      for (const onMetadata of [undefined, ...values]) {
+        for (const onTemplate of [undefined, ...values]) {
+          const object = objectOf(
+            kind,
+            onMetadata === undefined ? undefined : { [optInAnnotation]: onMetadata },
+            onTemplate === undefined ? undefined : { [optInAnnotation]: onTemplate },
+          );
+          t.equal(
+            celSendsObject(object),
+            coreActsOnObject(object),
+            `${kind.kind}: metadata ${JSON.stringify(onMetadata)}, template ${JSON.stringify(onTemplate)}`,
+          );
+        }
+      }
+    }
+    t.ok(
+      celSendsObject(objectOf(kind('CronJob'), undefined, { [optInAnnotation]: 'true' })),
+      'a CronJob opted in on its Job template is sent',
+    );
+    t.end();
+  },
+);
+
+function kind(name: string): WorkloadKind {
+  const found = workloadKinds.find((k) => k.kind === name);
+  if (found === undefined) throw new Error(`no kind ${name}`);
+  return found;
+}
 
 t.test('the apiserver sends wave exactly the opt-in values the core acts on', (t) => {
   const spaces = [' ', '\t', '\n', '\u00a0', '\u0085', '\u2003', '\u3000'];

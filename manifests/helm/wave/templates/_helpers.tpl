@@ -69,7 +69,11 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets]
   verbs: [list, watch, patch]
-# A StatefulSet's pods held by the config-missing gate are deleted so they are recreated released.
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [list, watch, patch]
+# A StatefulSet's pods held by the config-missing gate are deleted so they are recreated released (never
+# a Job's: wave deletes no pod of a CronJob), and adoption reads when a workload's pods started.
 - apiGroups: ['']
   resources: [pods]
   verbs: [list, delete]
