@@ -56,6 +56,11 @@ const flags = {
     default: [],
     help: 'extra node flags for the wave process, e.g. --cpu-prof,--cpu-prof-dir=/tmp/prof (written at its exit)',
   },
+  entry: {
+    type: 'string',
+    default: 'src/cli/main.ts',
+    help: "the wave entry point run, relative to the repository: src/cli/main.ts (type-stripped, as tests run it) or dist/cli/main.js (as the image runs it, after `npm run build`; Node's type stripping then costs no memory)",
+  },
   'heap-snapshot': {
     type: 'string',
     default: '',
@@ -298,7 +303,7 @@ async function startWave(
 ): Promise<Wave> {
   const healthPort = await freePort();
   const args = [
-    join(root, 'src/cli/main.ts'),
+    join(root, o.entry),
     'serve',
     '--kubeconfig',
     kubeconfig,
@@ -1264,6 +1269,7 @@ async function memory(run: Run): Promise<void> {
           ['VmRSS after sync (/proc)', mib(proc.vmRss), ''],
           ['VmHWM (peak RSS, /proc)', mib(proc.vmHwm), ''],
           ['nodejs_heap_size_used_bytes', mib(sum(metrics, 'nodejs_heap_size_used_bytes')), ''],
+          ['nodejs_heap_size_total_bytes', mib(sum(metrics, 'nodejs_heap_size_total_bytes')), ''],
           ['nodejs_external_memory_bytes', mib(sum(metrics, 'nodejs_external_memory_bytes')), ''],
         ],
       ),
