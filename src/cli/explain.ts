@@ -19,6 +19,8 @@ import { optInStatus } from '../core/admission.ts';
 import { countingLabelKeys } from '../core/counting.ts';
 import type { CountingOptions } from '../core/counting.ts';
 import { countingFlags, countingOptions } from './counting-flags.ts';
+import { declaredKinds, registerDeclaredKinds, workloadKindsFlag } from './workload-kinds-flag.ts';
+import type { DeclaredKind } from '../core/declared-kinds.ts';
 import { flagHelp, parseFlags, UsageError } from './flags.ts';
 import type { FlagTable } from './flags.ts';
 import type { CliIo, Command } from './main.ts';
@@ -33,6 +35,7 @@ const explainFlags = {
     help: 'kubeconfig file; empty: in-cluster configuration or the default lookup',
   },
   ...countingFlags,
+  ...workloadKindsFlag,
   help: { type: 'bool', short: 'h', default: false, help: 'show this help' },
 } as const satisfies FlagTable;
 
@@ -89,10 +92,12 @@ export const explainCommand: Command = {
     let target: string;
     let options;
     let counting: CountingOptions;
+    let declared: DeclaredKind[];
     try {
       const parsed = parseFlags(explainFlags, args, process.env);
       options = parsed.values;
       counting = countingOptions(options);
+      declared = declaredKinds(options['workload-kinds']);
       if (options.help) {
         io.stdout(usage());
         return 0;
@@ -106,6 +111,15 @@ export const explainCommand: Command = {
       return 2;
     }
     const [kindText = '', name = ''] = target.split('/');
+    if (declared.length > 0) {
+      try {
+        const kube = connect(options.kubeconfig);
+        await registerDeclaredKinds(declared, new KubeTransport(kube.kc), new AbortController().signal);
+      } catch (err) {
+        io.stderr(`wave explain: ${apiErrorMessage(err)}\n`);
+        return 1;
+      }
+    }
     const kind = kindByAlias(kindText);
     if (kind === undefined || name === '') {
       io.stderr(`wave explain: "${target}" is not <kind>/<name> with kind one of ${kindNames()}\n`);

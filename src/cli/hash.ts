@@ -18,6 +18,7 @@ import { optInStatus } from '../core/admission.ts';
 import { countingLabelKeys } from '../core/counting.ts';
 import type { CountingOptions } from '../core/counting.ts';
 import { countingOptions } from './counting-flags.ts';
+import { declaredKinds, registerDeclaredKindsOffline } from './workload-kinds-flag.ts';
 import type { CliIo, Command } from './main.ts';
 import { errorMessage } from '../errors.ts';
 
@@ -37,6 +38,7 @@ Options:
   --auto-reload-all           as wave serve's --auto-reload-all
   --resources-to-ignore LIST  configMaps and/or secrets: kinds that never count, as wave serve's flag
   --resource-label-selector S only objects whose labels S selects count, as wave serve's flag
+  --workload-kinds LIST       GROUP/VERSION/KIND:/pointer entries: more kinds to hash, as wave serve's flag
   -h, --help                  show this help
 
 The hash is that of the objects that count for each workload (wave.pusher.com/ignore, only-annotated and,
@@ -71,6 +73,7 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
         'auto-reload-all': { type: 'boolean' },
         'resources-to-ignore': { type: 'string' },
         'resource-label-selector': { type: 'string' },
+        'workload-kinds': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -90,6 +93,7 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
         .filter((s) => s !== ''),
       'resource-label-selector': values['resource-label-selector'] ?? '',
     });
+    registerDeclaredKindsOffline(declaredKinds((values['workload-kinds'] ?? '').split(',')));
   } catch (error) {
     io.stderr(`wave hash: ${errorMessage(error)}\n\n${help}`);
     return exit.usage;

@@ -32,6 +32,7 @@ import type { AdoptMode } from '../core/adoption.ts';
 import { apiPodReader } from '../kube/pod-starts.ts';
 import { countingLabelKeys } from '../core/counting.ts';
 import { countingFlags, countingOptions } from './counting-flags.ts';
+import { declaredKinds, registerDeclaredKinds, workloadKindsFlag } from './workload-kinds-flag.ts';
 import { flagHelp, parseFlags, UsageError } from './flags.ts';
 import type { FlagTable, FlagValues } from './flags.ts';
 import type { CliIo, Command } from './main.ts';
@@ -197,6 +198,7 @@ export const serveFlags = {
     help: "deadline to decide one admission; past it the request is allowed unchanged (keep it under the configuration's timeoutSeconds)",
   },
   ...countingFlags,
+  ...workloadKindsFlag,
   adopt: {
     type: 'string',
     env: 'WAVE_ADOPT',
@@ -229,6 +231,7 @@ export function parseServeFlags(
   const values = parseFlags(serveFlags, args, env).values;
   countingOptions(values);
   adoptMode(values.adopt);
+  declaredKinds(values['workload-kinds']);
   return values;
 }
 
@@ -446,6 +449,18 @@ async function start(
   await reachApiserver(transport, { logger, timeoutMs: o['startup-timeout'], signal: shutdown, clock });
   if (shutdown.aborted) return;
   logger.info({ server: transport.server }, 'the apiserver answers');
+  // Before the loop starts its watches, which are one per kind of the table.
+  const declared = await registerDeclaredKinds(declaredKinds(o['workload-kinds']), transport, shutdown);
+  if (declared.length > 0) {
+    logger.info(
+      {
+        kinds: declared.map(
+          (k) => `${k.group}/${k.version}/${k.kind} (${k.plural} at /${k.templatePath.join('/')})`,
+        ),
+      },
+      'declared workload kinds (--workload-kinds)',
+    );
+  }
 
   // The elector's first callback comes after a round trip to the apiserver, so after loop.start().
   if (o['leader-election']) {

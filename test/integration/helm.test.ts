@@ -174,6 +174,67 @@ await t.test('namespaces: [default] renders the namespaced overlay', async (t) =
   sameObjects(t, chart, overlay, 'namespaced');
 });
 
+await t.test(
+  'workloadKinds: the flag, and the RBAC and webhook rules of each kind, only for those',
+  async (t) => {
+    const cloneSet = {
+      group: 'apps.kruise.io',
+      version: 'v1alpha1',
+      kind: 'CloneSet',
+      plural: 'clonesets',
+      templatePath: '/spec/template',
+    };
+    const pool = {
+      group: 'example.com',
+      version: 'v1',
+      kind: 'Pool',
+      plural: 'pools',
+      templatePath: '/spec/a/b',
+    };
+    const chart = await helmTemplate(home, 'wave', 'wave-system', { workloadKinds: [cloneSet, pool] });
+    t.ok(
+      (container(chart, 'wave')['args'] as string[]).includes(
+        '--workload-kinds=apps.kruise.io/v1alpha1/CloneSet:/spec/template,example.com/v1/Pool:/spec/a/b',
+      ),
+      'the flag',
+    );
+    const rules = (find(chart, 'ClusterRole', 'wave')?.['rules'] ?? []) as {
+      apiGroups: string[];
+      resources: string[];
+      verbs: string[];
+    }[];
+    for (const k of [cloneSet, pool]) {
+      t.ok(
+        rules.some(
+          (r) =>
+            r.apiGroups[0] === k.group &&
+            r.resources.includes(k.plural) &&
+            r.verbs.join() === 'list,watch,patch',
+        ),
+        `RBAC: list, watch, patch on ${k.plural}`,
+      );
+    }
+    const webhook = find(chart, 'MutatingWebhookConfiguration', 'wave') as
+      | { webhooks: { rules: { apiGroups: string[]; apiVersions: string[]; resources: string[] }[] }[] }
+      | undefined;
+    t.same(
+      webhook?.webhooks[0]?.rules.slice(-2).map((r) => [r.apiGroups[0], r.apiVersions[0], r.resources[0]]),
+      [
+        ['apps.kruise.io', 'v1alpha1', 'clonesets'],
+        ['example.com', 'v1', 'pools'],
+      ],
+      'webhook rules for their CREATE and UPDATE',
+    );
+    const none = await helmTemplate(home, 'wave', 'wave-system');
+    t.notOk(JSON.stringify(none).includes('clonesets'), 'by default, no rule for them');
+    await t.rejects(
+      helmTemplate(home, 'wave', 'wave-system', { workloadKinds: [{ ...cloneSet, group: 'kruise' }] }),
+      /group/,
+      'the schema refuses a group without a dot',
+    );
+  },
+);
+
 await t.test('reloader.annotations: true renders the reloader overlay', async (t) => {
   const chart = await helmTemplate(home, 'wave', 'wave-system', { reloader: { annotations: true } });
   const overlay = await renderKustomize(join(root, 'manifests/overlays/reloader'));

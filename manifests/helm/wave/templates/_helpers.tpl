@@ -57,6 +57,13 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- toJson (uniq $list) }}
 {{- end }}
 
+{{/* workloadKinds as `--workload-kinds` takes them: GROUP/VERSION/KIND:/pointer, comma-separated. */}}
+{{- define "wave.workloadKindsFlag" -}}
+{{- $entries := list }}
+{{- range .Values.workloadKinds }}{{ $entries = append $entries (printf "%s/%s/%s:%s" .group .version .kind .templatePath) }}{{ end }}
+{{- join "," $entries }}
+{{- end }}
+
 {{/* Rules of `wave serve`, for the ClusterRole or each namespace's Role (src/: every API call it makes). */}}
 {{- define "wave.controllerRules" -}}
 # Metadata-only list/watch of every ConfigMap and Secret (the config cache), and a GET of the ones an
@@ -72,6 +79,12 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [list, watch, patch]
+{{- range .Values.workloadKinds }}
+# Declared with workloadKinds (--workload-kinds).
+- apiGroups: [{{ .group }}]
+  resources: [{{ .plural }}]
+  verbs: [list, watch, patch]
+{{- end }}
 # A StatefulSet's pods held by the config-missing gate are deleted so they are recreated released (never
 # a Job's: wave deletes no pod of a CronJob), and adoption reads when a workload's pods started.
 - apiGroups: ['']
