@@ -1,7 +1,14 @@
 // wave explain <kind>/<name> -n <namespace>: what wave sees of one workload, read fresh from the API.
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { explain, formatExplanation } from '../core/explain.ts';
-import { describeAliases, kindByAlias, workloadKinds } from '../core/kinds.ts';
+import {
+  argoRolloutKind,
+  describeAliases,
+  kindByAlias,
+  kindByName,
+  registerWorkloadKind,
+  workloadKinds,
+} from '../core/kinds.ts';
 import { childLookupFrom, parseWorkload } from '../core/objects.ts';
 import type { ChildKind } from '../core/objects.ts';
 import { defaultPacing } from '../core/pacing.ts';
@@ -36,6 +43,11 @@ const explainFlags = {
   },
   ...countingFlags,
   ...workloadKindsFlag,
+  'argo-rollouts': {
+    type: 'bool',
+    default: false,
+    help: "also take Argo Rollouts' Rollouts (rollout/NAME, ro/NAME), as wave serve's flag",
+  },
   help: { type: 'bool', short: 'h', default: false, help: 'show this help' },
 } as const satisfies FlagTable;
 
@@ -111,6 +123,9 @@ export const explainCommand: Command = {
       return 2;
     }
     const [kindText = '', name = ''] = target.split('/');
+    if (options['argo-rollouts'] && kindByName(argoRolloutKind.kind) === undefined) {
+      registerWorkloadKind(argoRolloutKind);
+    }
     if (declared.length > 0) {
       try {
         const kube = connect(options.kubeconfig);

@@ -10,7 +10,7 @@ import { computeConfigHash, describeMissing } from '../core/hash.ts';
 import { sha256Hex } from '../sha256.ts';
 import { asArray, asRecord, isRecord } from '../core/json.ts';
 import type { JsonRecord } from '../core/json.ts';
-import { kindByName, kindList } from '../core/kinds.ts';
+import { argoRolloutKind, kindByName, kindList, registerWorkloadKind } from '../core/kinds.ts';
 import { childLookupFrom, parseConfigMap, parseSecret, parseWorkload } from '../core/objects.ts';
 import type { ChildData, Workload } from '../core/objects.ts';
 import { consumedConfig, withReloadMatches } from '../core/refs.ts';
@@ -39,6 +39,7 @@ Options:
   --resources-to-ignore LIST  configMaps and/or secrets: kinds that never count, as wave serve's flag
   --resource-label-selector S only objects whose labels S selects count, as wave serve's flag
   --workload-kinds LIST       GROUP/VERSION/KIND:/pointer entries: more kinds to hash, as wave serve's flag
+  --argo-rollouts             hash Argo Rollouts' Rollouts too, as wave serve's flag
   -h, --help                  show this help
 
 The hash is that of the objects that count for each workload (wave.pusher.com/ignore, only-annotated and,
@@ -74,6 +75,7 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
         'resources-to-ignore': { type: 'string' },
         'resource-label-selector': { type: 'string' },
         'workload-kinds': { type: 'string' },
+        'argo-rollouts': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -94,6 +96,9 @@ async function runHash(args: readonly string[], io: CliIo): Promise<number> {
       'resource-label-selector': values['resource-label-selector'] ?? '',
     });
     registerDeclaredKindsOffline(declaredKinds((values['workload-kinds'] ?? '').split(',')));
+    if (values['argo-rollouts'] === true && kindByName(argoRolloutKind.kind) === undefined) {
+      registerWorkloadKind(argoRolloutKind);
+    }
   } catch (error) {
     io.stderr(`wave hash: ${errorMessage(error)}\n\n${help}`);
     return exit.usage;

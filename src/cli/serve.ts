@@ -33,6 +33,8 @@ import { apiPodReader } from '../kube/pod-starts.ts';
 import { countingLabelKeys } from '../core/counting.ts';
 import { countingFlags, countingOptions } from './counting-flags.ts';
 import { declaredKinds, registerDeclaredKinds, workloadKindsFlag } from './workload-kinds-flag.ts';
+import { manageWhenServed } from './optional-kinds.ts';
+import { argoRolloutKind } from '../core/kinds.ts';
 import { flagHelp, parseFlags, UsageError } from './flags.ts';
 import type { FlagTable, FlagValues } from './flags.ts';
 import type { CliIo, Command } from './main.ts';
@@ -199,6 +201,12 @@ export const serveFlags = {
   },
   ...countingFlags,
   ...workloadKindsFlag,
+  'argo-rollouts': {
+    type: 'bool',
+    env: 'WAVE_ARGO_ROLLOUTS',
+    default: false,
+    help: "also manage Argo Rollouts' Rollouts (argoproj.io/v1alpha1), once the apiserver serves their CRD: checked at start and every 30s until it does (wave needs list, watch and patch on rollouts)",
+  },
   adopt: {
     type: 'string',
     env: 'WAVE_ADOPT',
@@ -462,6 +470,28 @@ async function start(
     );
   }
 
+  // Before loop.start() and the registration, so a CRD served now is in both from the first; one served
+  // later starts its watch and writes the registration again.
+  let writeRegistration: (() => Promise<void>) | undefined;
+  if (o['argo-rollouts']) {
+    const stop = await manageWhenServed({
+      kind: argoRolloutKind,
+      flag: '--argo-rollouts',
+      transport,
+      clock,
+      logger,
+      signal: shutdown,
+      intervalMs: 30_000,
+      onServed: (kind) => {
+        loop.watch(kind);
+        writeRegistration?.().catch((err: unknown) => {
+          logger.error({ err }, 'could not add the kind to the webhook configuration');
+        });
+      },
+    });
+    started.add('Argo Rollouts discovery', 100, stop);
+  }
+
   // The elector's first callback comes after a round trip to the apiserver, so after loop.start().
   if (o['leader-election']) {
     const elector = new LeaderElector({
@@ -497,26 +527,30 @@ async function start(
       await registering.catch(() => undefined);
       await deregisterWebhook(kube.admission, name);
     });
-    registering = registerWebhook(
-      kube.admission,
-      webhookConfiguration({
-        name,
-        target: { url },
-        path: mutatePath,
-        caBundlePem,
-        namespaces: o.namespaces,
-        excludedNamespaces: ['kube-system', o.namespace],
-        timeoutSeconds: 5,
-        counting,
-      }),
-    );
-    await registering.catch((err: unknown) => {
-      throw new Error(
-        `cannot register the webhook (--register-webhook): writing the MutatingWebhookConfiguration ${name} failed: ${apiErrorMessage(err)}`,
-        { cause: err },
+    // Every kind of the table, as it is when written: a kind that joins later writes it again.
+    writeRegistration = async () => {
+      registering = registerWebhook(
+        kube.admission,
+        webhookConfiguration({
+          name,
+          target: { url },
+          path: mutatePath,
+          caBundlePem,
+          namespaces: o.namespaces,
+          excludedNamespaces: ['kube-system', o.namespace],
+          timeoutSeconds: 5,
+          counting,
+        }),
       );
-    });
-    logger.info({ configuration: name, url }, 'registered the webhook');
+      await registering.catch((err: unknown) => {
+        throw new Error(
+          `cannot register the webhook (--register-webhook): writing the MutatingWebhookConfiguration ${name} failed: ${apiErrorMessage(err)}`,
+          { cause: err },
+        );
+      });
+      logger.info({ configuration: name, url }, 'registered the webhook');
+    };
+    await writeRegistration();
   }
 }
 

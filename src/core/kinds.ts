@@ -36,6 +36,11 @@ export interface WorkloadKind {
    * Secrets, its finalizer) may be found there: `wave migrate from-wave` scans it.
    */
   readonly managedByWave: boolean;
+  /**
+   * A field which, when the object has it, means its pod template lives in another object (an Argo
+   * Rollout's `spec.workloadRef`): wave then leaves the object alone, never stamping a template there.
+   */
+  readonly templateElsewhereAt?: readonly string[];
 }
 
 const appsV1 = { group: 'apps', version: 'v1' } as const;
@@ -92,6 +97,26 @@ export const builtinKinds: readonly WorkloadKind[] = [
   },
 ];
 
+/**
+ * Argo Rollouts' Rollout (argoproj.io/v1alpha1), managed with `--argo-rollouts` once the apiserver serves
+ * its CRD. A Rollout with its own `spec.template` is stamped there and Argo rolls a new ReplicaSet. One with
+ * `spec.workloadRef` is left alone: Argo marks it InvalidSpec (and its pods go) as soon as its template
+ * carries an annotation; opt the referenced Deployment in instead, whose template Argo reads.
+ */
+export const argoRolloutKind: WorkloadKind = {
+  kind: 'Rollout',
+  group: 'argoproj.io',
+  version: 'v1alpha1',
+  plural: 'rollouts',
+  templatePath: ['spec', 'template'],
+  podSelectorPath: appsSelector,
+  aliases: ['ro'],
+  replacesUnreadyPods: true,
+  rollout: 'Argo Rollouts rolls a new ReplicaSet by its strategy',
+  managedByWave: false,
+  templateElsewhereAt: ['spec', 'workloadRef'],
+};
+
 const registry: WorkloadKind[] = [];
 const byName = new Map<string, WorkloadKind>();
 const byAlias = new Map<string, WorkloadKind>();
@@ -135,6 +160,9 @@ export function registerWorkloadKind(kind: WorkloadKind): WorkloadKind {
     ...kind,
     templatePath: Object.freeze([...kind.templatePath]),
     aliases: Object.freeze([...kind.aliases]),
+    ...(kind.templateElsewhereAt === undefined
+      ? {}
+      : { templateElsewhereAt: Object.freeze([...kind.templateElsewhereAt]) }),
     ...(kind.podSelectorPath === undefined
       ? {}
       : { podSelectorPath: Object.freeze([...kind.podSelectorPath]) }),

@@ -181,6 +181,12 @@ export function parseWorkload(value: unknown, options: ParseWorkloadOptions = {}
   const metadata = parseObjectMeta(value['metadata']);
   const namespace = metadata.namespace ?? options.namespace;
   if (namespace === undefined) return { ok: false, reason: `${kindName} ${metadata.name} has no namespace` };
+  if (kind.templateElsewhereAt !== undefined && valueAt(value, kind.templateElsewhereAt) !== undefined) {
+    return {
+      ok: false,
+      reason: `${kindName} ${metadata.name} takes its pod template from the object its ${kind.templateElsewhereAt.join('.')} names; opt that one in`,
+    };
+  }
   const template = asRecord(valueAt(value, kind.templatePath));
   if (template === undefined) {
     return {

@@ -197,25 +197,33 @@ export class SyncLoop implements WorkloadReader {
       metrics,
       ...(namespaces === undefined ? {} : { namespaces }),
     });
-    for (const kind of workloadKinds) {
-      const store: WorkloadStore = new ReflectorGroup(
-        namespaces,
-        (namespace) =>
-          new Reflector<CachedWorkload | null>({
-            transport,
-            resource: { group: kind.group, version: kind.version, plural: kind.plural, kind: kind.kind },
-            ...(namespace === undefined ? {} : { namespace }),
-            clock: this.#clock,
-            transform: (raw) => cachedWorkload(raw, kind, this.#o.counting),
-            handler: (event) => {
-              this.#onWorkload(event);
-            },
-            logger,
-            metrics,
-          }),
-      ).start();
-      this.#stores.set(kind.kind, store);
-    }
+    for (const kind of workloadKinds) this.watch(kind);
+  }
+
+  /**
+   * Starts the watch of one kind: at start every kind of the table; later, a kind that joins it once its
+   * CRD is served (`--argo-rollouts`). A kind watched already is left as it is.
+   */
+  watch(kind: WorkloadKind): void {
+    if (this.#stores.has(kind.kind)) return;
+    const { transport, logger, metrics, namespaces } = this.#o;
+    const store: WorkloadStore = new ReflectorGroup(
+      namespaces,
+      (namespace) =>
+        new Reflector<CachedWorkload | null>({
+          transport,
+          resource: { group: kind.group, version: kind.version, plural: kind.plural, kind: kind.kind },
+          ...(namespace === undefined ? {} : { namespace }),
+          clock: this.#clock,
+          transform: (raw) => cachedWorkload(raw, kind, this.#o.counting),
+          handler: (event) => {
+            this.#onWorkload(event);
+          },
+          logger,
+          metrics,
+        }),
+    ).start();
+    this.#stores.set(kind.kind, store);
   }
 
   /** The workload as the watches hold it. */

@@ -227,6 +227,34 @@ await t.test(
     );
     const none = await helmTemplate(home, 'wave', 'wave-system');
     t.notOk(JSON.stringify(none).includes('clonesets'), 'by default, no rule for them');
+    t.notOk(JSON.stringify(none).includes('"rollouts"'), 'nor for Argo Rollouts');
+    const argo = await helmTemplate(home, 'wave', 'wave-system', { argoRollouts: { enabled: true } });
+    t.ok(
+      (container(argo, 'wave')['args'] as string[]).includes('--argo-rollouts'),
+      'argoRollouts.enabled: the flag',
+    );
+    const argoRules = (find(argo, 'ClusterRole', 'wave')?.['rules'] ?? []) as {
+      apiGroups: string[];
+      resources: string[];
+      verbs: string[];
+    }[];
+    t.ok(
+      argoRules.some(
+        (r) =>
+          r.apiGroups[0] === 'argoproj.io' &&
+          r.resources.join() === 'rollouts' &&
+          r.verbs.join() === 'list,watch,patch',
+      ),
+      'argoRollouts.enabled: list, watch, patch on rollouts',
+    );
+    const argoWebhook = find(argo, 'MutatingWebhookConfiguration', 'wave') as
+      { webhooks: { rules: { apiGroups: string[]; resources: string[] }[] }[] } | undefined;
+    t.ok(
+      argoWebhook?.webhooks[0]?.rules.some(
+        (r) => r.apiGroups[0] === 'argoproj.io' && r.resources[0] === 'rollouts',
+      ),
+      'argoRollouts.enabled: the webhook rule',
+    );
     await t.rejects(
       helmTemplate(home, 'wave', 'wave-system', { workloadKinds: [{ ...cloneSet, group: 'kruise' }] }),
       /group/,

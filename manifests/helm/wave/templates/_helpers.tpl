@@ -79,12 +79,6 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [list, watch, patch]
-{{- range .Values.workloadKinds }}
-# Declared with workloadKinds (--workload-kinds).
-- apiGroups: [{{ .group }}]
-  resources: [{{ .plural }}]
-  verbs: [list, watch, patch]
-{{- end }}
 # A StatefulSet's pods held by the config-missing gate are deleted so they are recreated released (never
 # a Job's: wave deletes no pod of a CronJob), and adoption reads when a workload's pods started.
 - apiGroups: ['']
@@ -94,6 +88,42 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 - apiGroups: ['']
   resources: [events]
   verbs: [create]
+{{- end }}
+
+{{/* Rules of `wave serve` for the kinds the values add (argoRollouts, workloadKinds): kept apart from
+wave.controllerRules, which test/unit/manifests-kinds.test.ts compares with the built-in kinds. */}}
+{{- define "wave.extraKindRules" -}}
+{{- if .Values.argoRollouts.enabled }}
+# Argo Rollouts (--argo-rollouts).
+- apiGroups: [argoproj.io]
+  resources: [rollouts]
+  verbs: [list, watch, patch]
+{{- end }}
+{{- range .Values.workloadKinds }}
+# Declared with workloadKinds (--workload-kinds).
+- apiGroups: [{{ .group }}]
+  resources: [{{ .plural }}]
+  verbs: [list, watch, patch]
+{{- end }}
+{{- end }}
+
+{{/* The webhook's rules for the kinds the values add (argoRollouts, workloadKinds), after the built-in
+kinds' rules that test/unit/manifests-kinds.test.ts compares with the table. */}}
+{{- define "wave.extraKindWebhookRules" -}}
+{{- if .Values.argoRollouts.enabled }}
+- apiGroups: [argoproj.io]
+  apiVersions: [v1alpha1]
+  operations: [CREATE, UPDATE]
+  resources: [rollouts]
+  scope: Namespaced
+{{- end }}
+{{- range .Values.workloadKinds }}
+- apiGroups: [{{ .group }}]
+  apiVersions: [{{ .version }}]
+  operations: [CREATE, UPDATE]
+  resources: [{{ .plural }}]
+  scope: Namespaced
+{{- end }}
 {{- end }}
 
 {{/* Rules of `wave migrate from-wave` (src/cli/migrate.ts): metadata lists, JSON patches of ownerReferences
