@@ -101,7 +101,9 @@ export const builtinKinds: readonly WorkloadKind[] = [
  * Argo Rollouts' Rollout (argoproj.io/v1alpha1), managed with `--argo-rollouts` once the apiserver serves
  * its CRD. A Rollout with its own `spec.template` is stamped there and Argo rolls a new ReplicaSet. One with
  * `spec.workloadRef` is left alone: Argo marks it InvalidSpec (and its pods go) as soon as its template
- * carries an annotation; opt the referenced Deployment in instead, whose template Argo reads.
+ * carries an annotation; opt the referenced Deployment in instead, whose template Argo reads. The loop
+ * follows which Rollout names which Deployment (templateReferrer) and records the Deployment's
+ * ConfigChanged Event on the Rollout too.
  */
 export const argoRolloutKind: WorkloadKind = {
   kind: 'Rollout',

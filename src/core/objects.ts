@@ -7,6 +7,7 @@ import { childCountingAnnotations } from './annotations.ts';
 import { msFromIso } from './iso-time.ts';
 import { asArray, asName, asRecord, asString, asStringMap, isRecord } from './json.ts';
 import { apiVersionOf, kindByName } from './kinds.ts';
+import type { WorkloadKind } from './kinds.ts';
 
 export interface ObjectMeta {
   /** Empty at CREATE admission of an object that only has `generateName`. */
@@ -202,6 +203,54 @@ export function parseWorkload(value: unknown, options: ParseWorkloadOptions = {}
       metadata: { ...metadata, namespace },
       spec: { template: parsePodTemplate(template) },
     },
+  };
+}
+
+/** Names an object in an Event: what an Event's involvedObject needs. */
+export interface ObjectIdentity {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata: { readonly name: string; readonly namespace: string; readonly uid?: string };
+}
+
+/**
+ * An object of a kind whose template may live elsewhere (an Argo Rollout with `spec.workloadRef`) that takes
+ * its pod template from a workload of the kinds table: wave stamps that workload, and tells the referrer.
+ */
+export interface TemplateReferrer {
+  readonly referrer: ObjectIdentity;
+  /** The workload whose pod template the referrer runs, in the referrer's namespace. */
+  readonly source: WorkloadRef;
+  /** Where the referrer names it, e.g. `spec.workloadRef`. */
+  readonly via: string;
+}
+
+/**
+ * The reference an object makes to the workload holding its pod template (kind.templateElsewhereAt: an
+ * `{apiVersion, kind, name}` object); undefined when it makes none or names no kind of the table.
+ */
+export function templateReferrer(value: unknown, kind: WorkloadKind): TemplateReferrer | undefined {
+  if (kind.templateElsewhereAt === undefined || !isRecord(value)) return undefined;
+  const ref = asRecord(valueAt(value, kind.templateElsewhereAt));
+  const metadata = parseObjectMeta(value['metadata']);
+  const sourceKind = kindByName(asName(ref?.['kind']) ?? '');
+  const name = asName(ref?.['name']);
+  const namespace = metadata.namespace;
+  if (sourceKind === undefined || name === undefined || namespace === undefined) return undefined;
+  if ((asName(ref?.['apiVersion']) ?? apiVersionOf(sourceKind)) !== apiVersionOf(sourceKind))
+    return undefined;
+  return {
+    referrer: {
+      apiVersion: apiVersionOf(kind),
+      kind: kind.kind,
+      metadata: {
+        name: metadata.name,
+        namespace,
+        ...(metadata.uid === undefined ? {} : { uid: metadata.uid }),
+      },
+    },
+    source: { kind: sourceKind.kind, namespace, name },
+    via: kind.templateElsewhereAt.join('.'),
   };
 }
 

@@ -10,9 +10,9 @@ import type { CountingOptions } from '../core/counting.ts';
 import { sharedManager, templateManagers } from '../core/managed-fields.ts';
 import { workloadKinds } from '../core/kinds.ts';
 import type { WorkloadKind } from '../core/kinds.ts';
-import { parseWorkload, valueAt, workloadKey, workloadRef } from '../core/objects.ts';
+import { parseWorkload, templateReferrer, valueAt, workloadKey, workloadRef } from '../core/objects.ts';
 import { defaultPacing } from '../core/pacing.ts';
-import type { WorkloadRef } from '../core/objects.ts';
+import type { TemplateReferrer, WorkloadRef } from '../core/objects.ts';
 import { consumedConfig, describeChild } from '../core/refs.ts';
 import { isHeld } from '../core/template.ts';
 import { carriesWaveLeftovers } from '../core/wave-leftovers.ts';
@@ -69,7 +69,20 @@ const conflictRetryMs = 100;
 const ownManagers: readonly string[] = [fieldManager];
 const noManagers: readonly string[] = Object.freeze([]);
 
-type WorkloadStore = ReflectorGroup<CachedWorkload | null>;
+/**
+ * What a workload watch keeps of each object: the workload, or (Argo's workloadRef Rollout) the workload
+ * whose template it runs, or null for an object wave never reads again.
+ */
+type Stored = CachedWorkload | TemplateReferrer | null;
+type WorkloadStore = ReflectorGroup<Stored>;
+
+function isCached(item: Stored | undefined): item is CachedWorkload {
+  return item != null && 'workload' in item;
+}
+
+function isReferrer(item: Stored | undefined): item is TemplateReferrer {
+  return item != null && 'referrer' in item;
+}
 
 /** The reflector transform: the parsed workload and what it consumes, worked out once per change. */
 export function cachedWorkload(
@@ -99,9 +112,9 @@ export function cachedWorkload(
  * left (its finalizer, its hold), opted in or not. The watch delivers whole workloads, so telling costs no
  * read.
  */
-function relevant(item: CachedWorkload | null | undefined): item is CachedWorkload {
+function relevant(item: Stored | undefined): item is CachedWorkload {
   return (
-    item != null &&
+    isCached(item) &&
     (item.consumed !== undefined ||
       isHeld(item.workload.spec.template) ||
       carriesWaveLeftovers(item.workload))
@@ -127,6 +140,8 @@ export class SyncLoop implements WorkloadReader {
   readonly #queue: WorkQueue<WorkloadRef>;
   readonly #cache: ConfigCache;
   readonly #stores = new Map<string, WorkloadStore>();
+  /** Source workload key → referrer key → the referrer: who runs whose template (every replica). */
+  readonly #referrers = new Map<string, Map<string, TemplateReferrer>>();
   readonly #reconciler: Reconciler;
   readonly #bucket: TokenBucket;
   #configWatches: ConfigWatches | undefined;
@@ -210,12 +225,13 @@ export class SyncLoop implements WorkloadReader {
     const store: WorkloadStore = new ReflectorGroup(
       namespaces,
       (namespace) =>
-        new Reflector<CachedWorkload | null>({
+        new Reflector<Stored>({
           transport,
           resource: { group: kind.group, version: kind.version, plural: kind.plural, kind: kind.kind },
           ...(namespace === undefined ? {} : { namespace }),
           clock: this.#clock,
-          transform: (raw) => cachedWorkload(raw, kind, this.#o.counting),
+          transform: (raw) =>
+            cachedWorkload(raw, kind, this.#o.counting) ?? templateReferrer(raw, kind) ?? null,
           handler: (event) => {
             this.#onWorkload(event);
           },
@@ -228,7 +244,12 @@ export class SyncLoop implements WorkloadReader {
 
   /** The workload as the watches hold it. */
   get(ref: WorkloadRef): CachedWorkload | undefined {
-    return this.#stores.get(ref.kind)?.get(objectKey(ref)) ?? undefined;
+    const item = this.#stores.get(ref.kind)?.get(objectKey(ref));
+    return isCached(item) ? item : undefined;
+  }
+
+  referrers(ref: WorkloadRef): readonly TemplateReferrer[] {
+    return [...(this.#referrers.get(workloadKey(ref))?.values() ?? [])];
   }
 
   /** The config cache the watches keep (read-only use: metrics, tests). */
@@ -323,10 +344,18 @@ export class SyncLoop implements WorkloadReader {
   }
 
   /** On every replica the index follows the workload; the leader also queues it when it matters. */
-  #onWorkload(event: WatchEvent<CachedWorkload | null>): void {
+  #onWorkload(event: WatchEvent<Stored>): void {
     if (event.type === 'synced') return;
-    const old = event.type === 'added' ? null : event.old;
-    const now = event.type === 'deleted' ? null : event.object;
+    const oldStored = event.type === 'added' ? null : event.old;
+    const nowStored = event.type === 'deleted' ? null : event.object;
+    if (isReferrer(oldStored) || isReferrer(nowStored)) {
+      this.#setReferrer(
+        isReferrer(oldStored) ? oldStored : undefined,
+        isReferrer(nowStored) ? nowStored : undefined,
+      );
+    }
+    const old = isCached(oldStored) ? oldStored : null;
+    const now = isCached(nowStored) ? nowStored : null;
     const item = now ?? old;
     if (item === null) return;
     const ref = workloadRef(item.workload);
@@ -334,9 +363,26 @@ export class SyncLoop implements WorkloadReader {
       this.#cache.setWorkload(ref, now?.consumed);
     }
     if (!this.#leading || (!relevant(old) && !relevant(now))) return;
-    if (event.type === 'updated' && sameForWave(event.old, event.object)) return;
+    if (event.type === 'updated' && sameForWave(old, now)) return;
     this.#queue.add(ref);
     this.#metrics.queueDepth.set(this.#queue.depth);
+  }
+
+  /** Follows a referrer as it names a source, names another or goes. */
+  #setReferrer(old: TemplateReferrer | undefined, now: TemplateReferrer | undefined): void {
+    const key = (r: TemplateReferrer) =>
+      workloadKey({ ...r.source, kind: r.referrer.kind, name: r.referrer.metadata.name });
+    if (old !== undefined) {
+      const bySource = this.#referrers.get(workloadKey(old.source));
+      bySource?.delete(key(old));
+      if (bySource?.size === 0) this.#referrers.delete(workloadKey(old.source));
+    }
+    if (now !== undefined) {
+      const sourceKey = workloadKey(now.source);
+      const bySource = this.#referrers.get(sourceKey) ?? new Map<string, TemplateReferrer>();
+      bySource.set(key(now), now);
+      this.#referrers.set(sourceKey, bySource);
+    }
   }
 
   async #work(): Promise<void> {

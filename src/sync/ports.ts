@@ -1,7 +1,14 @@
 // The narrow ports of one reconcile: what it reads (the watch caches, on every replica the same) and the
 // only writes it makes (the leader's). The reconcile imports no Kubernetes client: production wires these
 // to the watches and to src/kube/workload-writes.ts, unit tests to fakes.
-import type { ChildLookup, ChildRef, Workload, WorkloadRef } from '../core/objects.ts';
+import type {
+  ChildLookup,
+  ChildRef,
+  ObjectIdentity,
+  TemplateReferrer,
+  Workload,
+  WorkloadRef,
+} from '../core/objects.ts';
 import type { ConsumedConfig } from '../core/refs.ts';
 import type { ChildState } from './config-cache.ts';
 
@@ -22,6 +29,8 @@ export interface CachedWorkload {
 /** The workloads as the watches hold them. */
 export interface WorkloadReader {
   get(ref: WorkloadRef): CachedWorkload | undefined;
+  /** The objects that run this workload's pod template (Argo Rollouts with a workloadRef to it). */
+  referrers?(ref: WorkloadRef): readonly TemplateReferrer[];
 }
 
 /** The consumed ConfigMaps and Secrets as the config cache holds them. */
@@ -44,8 +53,8 @@ export interface WorkloadEvent {
 export interface WorkloadWrites {
   /** Merge-patches the workload as field manager wave; resolves with the resourceVersion it produced. */
   patch(workload: WorkloadRef, body: object): Promise<string>;
-  /** Records an Event on the workload (fire and forget: a lost Event never fails a reconcile). */
-  event(workload: Workload, event: WorkloadEvent): void;
+  /** Records an Event on the object (fire and forget: a lost Event never fails a reconcile). */
+  event(object: ObjectIdentity, event: WorkloadEvent): void;
   /** Deletes the workload's held pods (see isHeldPod) among those `selector` matches; resolves with how many. */
   deleteHeldPods(workload: WorkloadRef, selector: Readonly<Record<string, string>>): Promise<number>;
 }

@@ -291,6 +291,13 @@ export class Reconciler {
         const message = `${why} changed: config hash ${short(plan.from)} → ${short(plan.to)}`;
         logger.info({ ...log, from: plan.from, to: plan.to, triggers: [...triggers] }, message);
         this.#event(workload, 'Normal', 'ConfigChanged', message);
+        for (const { referrer, via } of this.#o.workloads.referrers?.(ref) ?? []) {
+          this.#o.writes.event(referrer, {
+            type: 'Normal',
+            reason: 'ConfigChanged',
+            message: `${message}, stamped on ${workload.kind} ${workload.metadata.name}, which its ${via} names`,
+          });
+        }
         if (decision?.roll === true) {
           this.#setFlapping(key, workload, isFlapping(decision.next, now, pacing), why);
         }

@@ -1,7 +1,8 @@
 // wave with --argo-rollouts and the real Argo Rollouts controller on the real control plane: a Rollout with
 // its own template is stamped at create and re-stamped when its ConfigMap changes, and Argo rolls a second
 // ReplicaSet; one with spec.workloadRef is never stamped (Argo would mark it InvalidSpec), and is rolled by
-// opting in the Deployment it references, whose template Argo reads. `wave hash -f --argo-rollouts` agrees.
+// opting in the Deployment it references, whose template Argo reads; the ConfigChanged Event is recorded on
+// the Rollout too, so its Events say why it moved. `wave hash -f --argo-rollouts` agrees.
 import t from 'tap';
 import type { V1ReplicaSet } from '@kubernetes/client-node';
 import { configHashAnnotation } from '../../src/core/annotations.ts';
@@ -134,6 +135,26 @@ spec:
       async () => (await rollouts()) === 2,
       timeouts,
     );
+    const changedEvents = async (kind: string, name: string) =>
+      (await clusterClients().core.listNamespacedEvent({ namespace: ns })).items.filter(
+        (e) =>
+          e.reason === 'ConfigChanged' && e.involvedObject.kind === kind && e.involvedObject.name === name,
+      );
+    const [onRollout] = await waitFor(
+      'the ConfigChanged Event on the Rollout',
+      async () => {
+        const found = await changedEvents('Rollout', 'ref');
+        return found.length > 0 && found;
+      },
+      timeouts,
+    );
+    t.match(
+      onRollout?.message,
+      /^ConfigMap \S+\/ref-settings changed: .*, stamped on Deployment ref-template, which its spec\.workloadRef names$/,
+      "the Rollout's Event says which object changed and where wave stamped the hash",
+    );
+    t.equal(onRollout?.involvedObject.apiVersion, 'argoproj.io/v1alpha1', 'recorded on the Rollout itself');
+    t.equal((await changedEvents('Deployment', 'ref-template')).length, 1, 'and one on the Deployment');
     const ro = await getRollout(ns, 'ref');
     t.same(ro.spec.template ?? {}, {}, "the Rollout's own template is still empty");
     t.notOk(
