@@ -13,10 +13,11 @@ import { decideOptIn, defaultCounting, waveOptIn } from './counting.ts';
 import type { CountingOptions, OptIn } from './counting.ts';
 import { computeConfigHash, summarizeMissing } from './hash.ts';
 import type { Hasher, MissingConfig } from './hash.ts';
+import { asRecord, asStringMap } from './json.ts';
 import type { JsonRecord } from './json.ts';
 import { kindByName } from './kinds.ts';
 import type { ChildLookup, ChildRef, Workload } from './objects.ts';
-import { parseWorkload, valueAt } from './objects.ts';
+import { parseWorkload, templateReferrer, valueAt } from './objects.ts';
 import { consumedConfig } from './refs.ts';
 import type { ConsumedConfig } from './refs.ts';
 import { isHeld, sameTemplateApartFromWave, setHeld, setTemplateHash, templateHash } from './template.ts';
@@ -60,7 +61,7 @@ export type AdmissionDecisionKind = 'stamp' | 'hold' | 'keep' | 'skip';
 
 export interface AdmissionEvent {
   readonly type: 'Normal' | 'Warning';
-  readonly reason: 'ConfigMissing' | 'OptInNearMiss' | 'ReloaderPatternInvalid';
+  readonly reason: 'ConfigMissing' | 'OptInNearMiss' | 'ReloaderPatternInvalid' | 'TemplateElsewhere';
   /** Names objects and keys only, never a value. */
   readonly message: string;
 }
@@ -196,6 +197,25 @@ interface Computation {
 
 export type AdmissionPlan = { readonly decision: AdmissionDecision } | Computation;
 
+/**
+ * An opted-in object that takes its pod template from another workload (an Argo Rollout with
+ * `spec.workloadRef`) is never stamped: a Warning Event on it says which workload to opt in instead.
+ */
+function templateElsewhereWarning(object: unknown): readonly AdmissionEvent[] {
+  const kindName = asRecord(object)?.['kind'];
+  const kind = typeof kindName === 'string' ? kindByName(kindName) : undefined;
+  const referrer = kind === undefined ? undefined : templateReferrer(object, kind);
+  const annotations = asStringMap(asRecord(asRecord(object)?.['metadata'])?.['annotations']);
+  if (referrer === undefined || annotations?.[optInAnnotation] !== optInValue) return [];
+  const { source, via } = referrer;
+  const self = referrer.referrer.kind;
+  const message =
+    `its pod template is that of ${source.kind} ${source.name}, which its ${via} names, so wave never ` +
+    `stamps this ${self}: opt ${source.kind} ${source.name} in instead; its ConfigChanged Events reach ` +
+    `this ${self} too`;
+  return [{ type: 'Warning', reason: 'TemplateElsewhere', message }];
+}
+
 /** Either the decision already, or what is needed to compute it: one chain of readable reasons to stop. */
 export function planAdmission(facts: AdmissionFacts): AdmissionPlan {
   const skip = (reason: string, events: readonly AdmissionEvent[] = []) => ({
@@ -218,7 +238,7 @@ export function planAdmission(facts: AdmissionFacts): AdmissionPlan {
     facts.object,
     facts.namespace === undefined ? {} : { namespace: facts.namespace },
   );
-  if (!parsed.ok) return skip(parsed.reason);
+  if (!parsed.ok) return skip(parsed.reason, templateElsewhereWarning(facts.object));
   const workload = parsed.value;
   const optIn = optInStatus(workload, facts.counting);
   if (!optIn.optedIn) {

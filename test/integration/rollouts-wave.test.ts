@@ -155,6 +155,14 @@ spec:
     );
     t.equal(onRollout?.involvedObject.apiVersion, 'argoproj.io/v1alpha1', 'recorded on the Rollout itself');
     t.equal((await changedEvents('Deployment', 'ref-template')).length, 1, 'and one on the Deployment');
+    const warnings = (await clusterClients().core.listNamespacedEvent({ namespace: ns })).items.filter(
+      (e) => e.reason === 'TemplateElsewhere' && e.involvedObject.name === 'ref',
+    );
+    t.match(
+      warnings[0]?.message,
+      /opt Deployment ref-template in instead/,
+      'the Rollout, opted in itself, was told at admission which object to opt in',
+    );
     const ro = await getRollout(ns, 'ref');
     t.same(ro.spec.template ?? {}, {}, "the Rollout's own template is still empty");
     t.notOk(

@@ -6,7 +6,8 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import t from 'tap';
 import { optInAnnotation } from '../../src/core/annotations.ts';
 import { argoRolloutKind, kindByName, registerWorkloadKind } from '../../src/core/kinds.ts';
-import { templateReferrer } from '../../src/core/objects.ts';
+import { decideAdmission } from '../../src/core/admission.ts';
+import { childLookupFrom, templateReferrer } from '../../src/core/objects.ts';
 import { apiChildFetcher } from '../../src/kube/child-fetcher.ts';
 import { KubeTransport } from '../../src/kube/transport.ts';
 import { createLogger } from '../../src/log.ts';
@@ -15,6 +16,7 @@ import { SyncLoop } from '../../src/sync/loop.ts';
 import type { WorkloadEvent, WorkloadWrites } from '../../src/sync/ports.ts';
 import { waitFor } from '../support/cluster.ts';
 import { FakeCluster } from '../support/fake-cluster.ts';
+import { sha256 } from './support/vectors.ts';
 
 const namespace = 'shop';
 const rollouts = 'argoproj.io/v1alpha1/rollouts';
@@ -75,6 +77,35 @@ t.test('templateReferrer reads the workload a Rollout takes its template from', 
   const deploymentKind = kindByName('Deployment');
   if (deploymentKind === undefined) throw new Error('no Deployment kind');
   t.equal(templateReferrer(rollout('web', ref), deploymentKind), undefined, 'none for a kind without one');
+  t.end();
+});
+
+t.test('an opted-in workloadRef Rollout is admitted unchanged, with a Warning naming what to opt in', (t) => {
+  const admit = (annotations: Record<string, string>) =>
+    decideAdmission({
+      operation: 'CREATE',
+      dryRun: false,
+      fromOwnServiceAccount: false,
+      children: childLookupFrom([]),
+      hasher: sha256,
+      object: {
+        ...rollout('web', { apiVersion: 'apps/v1', kind: 'Deployment', name: 'app' }),
+        metadata: { name: 'web', namespace, annotations },
+      },
+    });
+  const opted = admit({ [optInAnnotation]: 'true' });
+  t.equal(opted.decision, 'skip', 'not stamped');
+  t.same(opted.patch, [], 'no patch');
+  t.same(
+    opted.events.map((e) => [e.type, e.reason]),
+    [['Warning', 'TemplateElsewhere']],
+    'one Warning Event',
+  );
+  t.match(
+    opted.events[0]?.message,
+    /^its pod template is that of Deployment app, which its spec\.workloadRef names, so wave never stamps this Rollout: opt Deployment app in instead/,
+  );
+  t.same(admit({}).events, [], 'nothing to say about one not opted in');
   t.end();
 });
 
