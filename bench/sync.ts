@@ -2,7 +2,7 @@
 // driven and observed from this process. Scenarios: latency, fanout, memory. See bench/README.md.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
+import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import type { V1ConfigMap, V1Deployment, V1Secret } from '@kubernetes/client-node';
 import { flagHelp, parseDuration, parseFlags, UsageError } from '../src/cli/flags.ts';
 import type { FlagTable, FlagValues } from '../src/cli/flags.ts';
@@ -106,6 +107,11 @@ const flags = {
   },
   concurrency: { type: 'int', default: 32, help: 'API requests in flight while creating objects' },
   timeout: { type: 'duration', default: 600_000, help: 'give up waiting for any one phase after this long' },
+  as: {
+    type: 'string',
+    default: 'service-account',
+    help: "who wave runs as: service-account (as installed: a ServiceAccount, here bound to cluster-admin, named by --namespace and --service-account, so the webhook's not-from-wave matchCondition leaves its own patches out) or admin (the kubeconfig's user, as the integration tests run it)",
+  },
   'log-level': { type: 'string', default: 'warn', help: "wave's log level (its log goes to stderr)" },
   help: { type: 'bool', default: false, short: 'h', help: 'show this help' },
 } as const satisfies FlagTable;
@@ -294,8 +300,14 @@ interface Wave {
 
 const waves = new Set<ChildProcess>();
 
+/** The credentials wave runs with, and the flags that name its own user (see --as). */
+interface WaveIdentity {
+  readonly kubeconfig: string;
+  readonly args: readonly string[];
+}
+
 async function startWave(
-  kubeconfig: string,
+  identity: WaveIdentity,
   namespace: string,
   debounce: string,
   o: Options,
@@ -306,7 +318,8 @@ async function startWave(
     join(root, o.entry),
     'serve',
     '--kubeconfig',
-    kubeconfig,
+    identity.kubeconfig,
+    ...identity.args,
     '--self-signed',
     '--register-webhook',
     '--webhook-configuration',
@@ -586,6 +599,71 @@ async function deleteNamespace(kube: KubeClients, namespace: string): Promise<vo
   }
 }
 
+/**
+ * --as service-account: ServiceAccount wave in namespace `<namespace>-wave` (wave's own namespace, which
+ * its webhook and loop leave out, so not the bench's), bound to cluster-admin (it registers the webhook),
+ * with a TokenRequest token in a kubeconfig in `dir`. Removed by removeServiceAccount.
+ */
+async function serviceAccountIdentity(
+  kube: KubeClients,
+  namespace: string,
+  dir: string,
+): Promise<WaveIdentity> {
+  const home = `${namespace}-wave`;
+  await createNamespace(kube, home);
+  await kube.core.createNamespacedServiceAccount({ namespace: home, body: { metadata: { name: 'wave' } } });
+  await kube.kc.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
+    body: {
+      metadata: { name: home, labels: { 'wave-bench': 'true' } },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: [{ kind: 'ServiceAccount', name: 'wave', namespace: home }],
+    },
+  });
+  const request = await kube.core.createNamespacedServiceAccountToken({
+    name: 'wave',
+    namespace: home,
+    body: { spec: { expirationSeconds: 24 * 3600 } },
+  });
+  const token = request.status?.token ?? '';
+  const cluster = kube.kc.getCurrentCluster();
+  if (token === '' || cluster === null) throw new Error(`no token for ServiceAccount ${home}/wave`);
+  const kubeconfig = join(dir, 'wave.kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        {
+          name: 'bench',
+          cluster: {
+            server: cluster.server,
+            ...(cluster.caFile === undefined
+              ? { 'certificate-authority-data': cluster.caData }
+              : { 'certificate-authority': cluster.caFile }),
+            ...(cluster.skipTLSVerify ? { 'insecure-skip-tls-verify': true } : {}),
+          },
+        },
+      ],
+      users: [{ name: 'wave', user: { token } }],
+      contexts: [{ name: 'wave', context: { cluster: 'bench', user: 'wave' } }],
+      'current-context': 'wave',
+    }),
+    { mode: 0o600 },
+  );
+  return { kubeconfig, args: ['--namespace', home, '--service-account', 'wave'] };
+}
+
+async function removeServiceAccount(kube: KubeClients, namespace: string): Promise<void> {
+  const home = `${namespace}-wave`;
+  try {
+    await kube.kc.makeApiClient(RbacAuthorizationV1Api).deleteClusterRoleBinding({ name: home });
+  } catch (err) {
+    if (!isNotFound(err)) progress(`could not delete ClusterRoleBinding ${home}: ${apiErrorMessage(err)}`);
+  }
+  await deleteNamespace(kube, home);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Scenarios
 
@@ -596,6 +674,7 @@ interface Run {
   readonly namespace: string;
   readonly o: Options;
   readonly signal: AbortSignal;
+  readonly identity: WaveIdentity;
 }
 
 async function latency(run: Run): Promise<void> {
@@ -610,7 +689,7 @@ async function latency(run: Run): Promise<void> {
     // Back-to-back updates of one workload are a flap to the per-workload pacing, which would defer each by
     // --min-rollout-interval: this scenario measures the loop, so pacing is off (the flap scenario measures
     // a single change after a quiet period with the defaults).
-    const wave = await startWave(run.kubeconfig, namespace, debounceText, o, ['--min-rollout-interval', '0']);
+    const wave = await startWave(run.identity, namespace, debounceText, o, ['--min-rollout-interval', '0']);
     const watch = new HashWatch(kube, namespace);
     try {
       const readyMs = await waitReady(wave, o, signal);
@@ -707,7 +786,7 @@ async function fanout(run: Run): Promise<void> {
   const kcm = quietControllerManager(run);
   const loadBefore = loadAverage();
   const rate = o['max-rollouts-per-second'];
-  const wave = await startWave(run.kubeconfig, namespace, `${o.debounce}ms`, o, [
+  const wave = await startWave(run.identity, namespace, `${o.debounce}ms`, o, [
     '--max-rollouts-per-second',
     String(rate),
   ]);
@@ -902,7 +981,7 @@ async function flap(run: Run): Promise<void> {
     const quiet = runName === 'defaults' ? o['quiet-changes'] : 0;
     const quietName = (i: number) => `quiet-${runName}-${String(i).padStart(3, '0')}`;
     const loadBefore = loadAverage();
-    const wave = await startWave(run.kubeconfig, namespace, '1s', o, extra);
+    const wave = await startWave(run.identity, namespace, '1s', o, extra);
     const watch = new HashWatch(kube, namespace);
     try {
       const readyMs = await waitReady(wave, o, signal);
@@ -1205,7 +1284,7 @@ async function memory(run: Run): Promise<void> {
   const loadAtStart = loadAverage();
   const snapshotDir = o['heap-snapshot'];
   const wave = await startWave(
-    run.kubeconfig,
+    run.identity,
     namespace,
     `${o.debounce}ms`,
     snapshotDir === ''
@@ -1310,6 +1389,9 @@ async function main(): Promise<number> {
       }
     }
     if (o.concurrency < 1) throw new UsageError('--concurrency must be at least 1');
+    if (!['service-account', 'admin'].includes(o.as)) {
+      throw new UsageError(`--as is service-account or admin, not "${o.as}"`);
+    }
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     process.stderr.write(`bench/sync.ts: ${err.message}\n\n${usage}`);
@@ -1336,6 +1418,7 @@ async function main(): Promise<number> {
   let status = 0;
   let kube: KubeClients | undefined;
   const namespace = `wave-bench-${randomBytes(3).toString('hex')}`;
+  const identityDir = mkdtempSync(join(tmpdir(), 'wave-bench-identity-'));
   try {
     cluster = startCluster(o);
     say(
@@ -1343,7 +1426,15 @@ async function main(): Promise<number> {
     );
     kube = connect(cluster.kubeconfig);
     await createNamespace(kube, namespace);
+    const identity =
+      o.as === 'admin'
+        ? { kubeconfig: cluster.kubeconfig, args: [] }
+        : await serviceAccountIdentity(kube, namespace, identityDir);
+    say(
+      `wave runs as ${o.as === 'admin' ? "the kubeconfig's user" : `ServiceAccount ${namespace}-wave/wave`}`,
+    );
     const run: Run = {
+      identity,
       kube,
       kubeconfig: cluster.kubeconfig,
       privateDir: cluster.privateDir,
@@ -1373,6 +1464,7 @@ async function main(): Promise<number> {
     for (const child of waves) child.kill('SIGKILL');
     if (cluster?.privateDir === undefined && kube !== undefined) {
       await deleteNamespace(kube, namespace);
+      if (o.as !== 'admin') await removeServiceAccount(kube, namespace);
       try {
         await kube.admission.deleteMutatingWebhookConfiguration({ name: 'wave-bench' });
       } catch {
@@ -1380,6 +1472,7 @@ async function main(): Promise<number> {
       }
     }
     if (cluster !== undefined) stopCluster(cluster);
+    rmSync(identityDir, { recursive: true, force: true });
   }
   say(`after: ${uptime()}`);
   return status;

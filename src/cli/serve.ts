@@ -125,7 +125,7 @@ export const serveFlags = {
     type: 'string',
     env: 'WAVE_SERVICE_ACCOUNT',
     default: 'wave',
-    help: "wave's ServiceAccount; requests made by it pass through the webhook unchanged",
+    help: "wave's ServiceAccount: requests made by it are not sent to the webhook (the not-from-wave matchCondition) and pass through it unchanged",
   },
   namespaces: {
     type: 'list',
@@ -404,12 +404,13 @@ async function start(
   started.add('event recorder', 2000, () => events.flush());
   const counting = countingOptions(o);
   const adopt = adoptMode(o.adopt);
+  const ownUsername = `system:serviceaccount:${o.namespace}:${o['service-account']}`;
   const admit = createAdmit({
     counting,
     readChildren: apiChildReader(kube.core, countingLabelKeys(counting)),
     events,
     hasher: sha256Hex,
-    ownUsername: `system:serviceaccount:${o.namespace}:${o['service-account']}`,
+    ownUsername,
     ownFieldManager: fieldManager,
     // Requests come only once the webhook listens, after the loop below exists.
     names: (kind, namespace) => loop.cache.names(kind, namespace),
@@ -540,6 +541,7 @@ async function start(
           excludedNamespaces: ['kube-system', o.namespace],
           timeoutSeconds: 5,
           counting,
+          ownUsername,
         }),
       );
       await registering.catch((err: unknown) => {

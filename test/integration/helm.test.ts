@@ -20,7 +20,12 @@ import {
 } from '../support/manifests.ts';
 import type { Manifest } from '../support/manifests.ts';
 import { builtinKinds, resourcesByGroupVersion } from '../../src/core/kinds.ts';
-import { matchCondition, optInCondition, webhookRules } from '../../src/webhook/registration.ts';
+import {
+  matchCondition,
+  notFromWaveCondition,
+  optInCondition,
+  webhookRules,
+} from '../../src/webhook/registration.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const home = await mkdtemp(join(tmpdir(), 'wave-helm-'));
@@ -366,6 +371,14 @@ await t.test('values reach the objects', async (t) => {
     { namespace: 'platform', name: 'blue-wave', port: 443, path: '/mutate' },
     'its webhook calls its own Service',
   );
+  t.same(
+    (
+      find(other, 'MutatingWebhookConfiguration', 'blue-wave') as
+        { webhooks: { matchConditions: unknown[] }[] } | undefined
+    )?.webhooks[0]?.matchConditions[1],
+    { name: 'not-from-wave', expression: notFromWaveCondition('system:serviceaccount:platform:blue-wave') },
+    "and leaves out its own ServiceAccount's requests",
+  );
 });
 
 await t.test('reloader values reach the arguments and the webhook', async (t) => {
@@ -412,7 +425,11 @@ await t.test('reloader values reach the arguments and the webhook', async (t) =>
     reloader: { annotations: true, autoReloadAll: true },
   });
   t.ok((container(all, 'wave')['args'] as string[]).includes('--auto-reload-all'), '--auto-reload-all');
-  t.equal(webhookOf(all)?.matchConditions, undefined, 'every workload is sent');
+  t.same(
+    webhookOf(all)?.matchConditions,
+    [{ name: 'not-from-wave', expression: notFromWaveCondition('system:serviceaccount:wave-system:wave') }],
+    "every workload is sent, but for wave's own requests",
+  );
   await t.rejects(
     helmTemplate(home, 'wave', 'wave-system', { reloader: { autoReloadAll: true } }),
     /reloader.autoReloadAll needs reloader.annotations/,

@@ -16,7 +16,11 @@ import {
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { mutatePath } from '../../src/webhook/server.ts';
-import { optInCondition, webhookConfiguration } from '../../src/webhook/registration.ts';
+import {
+  notFromWaveCondition,
+  optInCondition,
+  webhookConfiguration,
+} from '../../src/webhook/registration.ts';
 import { clusterClients, freshNamespace, kubectl, stays, waitFor } from '../support/cluster.ts';
 import { find, installCrds, renderKustomize as render, serverDryRun, toYaml } from '../support/manifests.ts';
 import { serviceAccountKubeconfig as kubeconfigOf } from '../support/service-account.ts';
@@ -128,6 +132,7 @@ await t.test('the base renders and the apiserver accepts every object of it', as
     namespaces: [],
     excludedNamespaces: ['kube-system', waveNamespace],
     timeoutSeconds: 5,
+    ownUsername: `system:serviceaccount:${waveNamespace}:wave`,
   });
   // The manifest leaves caBundle out (the certificate Job owns it); everything else is identical.
   for (const webhook of expected.webhooks ?? []) delete webhook.clientConfig.caBundle;
@@ -138,6 +143,11 @@ await t.test('the base renders and the apiserver accepts every object of it', as
   );
   const webhooks = configuration?.webhooks as { matchConditions: { expression: string }[] }[] | undefined;
   t.equal(webhooks?.[0]?.matchConditions[0]?.expression, optInCondition, 'matchConditions: optInCondition');
+  t.equal(
+    webhooks?.[0]?.matchConditions[1]?.expression,
+    notFromWaveCondition(`system:serviceaccount:${waveNamespace}:wave`),
+    "then not-from-wave, naming the base's ServiceAccount",
+  );
 });
 
 await t.test('applied for real: the hardened pods pass the restricted Pod Security Standard', async (t) => {

@@ -42,6 +42,11 @@ export interface WaveOptions {
    */
   register?: boolean | 'admin';
   /**
+   * With register 'admin': the user whose requests the configuration leaves out (the not-from-wave
+   * matchCondition), as the chart's does for its ServiceAccount. Default none: every user's are sent.
+   */
+  ownUsername?: string;
+  /**
    * The kubeconfig wave runs with; default the shared control plane's admin one. Another control plane's
    * (a private cluster) needs register: false; a ServiceAccount's on the shared one, register: 'admin'.
    */
@@ -286,6 +291,7 @@ export async function startWave(t: TestContext, opts: WaveOptions): Promise<Wave
       url: `https://127.0.0.1:${String(serving.webhookPort)}`,
       caPem: files.caPem,
       namespaces: opts.namespaces,
+      ...(opts.ownUsername === undefined ? {} : { ownUsername: opts.ownUsername }),
     });
   }
   if (register !== false) await waitUntilCalled(opts.namespaces[0] ?? 'default');
@@ -299,6 +305,8 @@ export interface AdminRegistration {
   /** The CA the apiserver trusts for it (caBundle). */
   caPem: string;
   namespaces: readonly string[];
+  /** The user whose requests are not sent (notFromWaveCondition); default none. */
+  ownUsername?: string;
 }
 
 /**
@@ -317,6 +325,7 @@ export async function registerAsAdmin(r: AdminRegistration): Promise<void> {
       namespaces: r.namespaces,
       excludedNamespaces: ['kube-system', 'wave-system'],
       timeoutSeconds: 5,
+      ...(r.ownUsername === undefined ? {} : { ownUsername: r.ownUsername }),
     }),
   );
 }

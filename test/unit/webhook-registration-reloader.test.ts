@@ -51,7 +51,7 @@ t.test('the kustomize overlay manifests/overlays/reloader carries it verbatim to
   t.end();
 });
 
-t.test('with --auto-reload-all every workload is sent: no matchConditions', (t) => {
+t.test('with --auto-reload-all every workload is sent: no opt-in matchCondition', (t) => {
   const config = webhookConfiguration({
     name: 'wave',
     target: { url: 'https://127.0.0.1:9443' },
@@ -63,6 +63,27 @@ t.test('with --auto-reload-all every workload is sent: no matchConditions', (t) 
     counting: { ...reloaderOn, autoReloadAll: true },
   });
   t.equal(config.webhooks?.[0]?.matchConditions, undefined);
+  const named = webhookConfiguration({
+    name: 'wave',
+    target: { url: 'https://127.0.0.1:9443' },
+    path: '/mutate',
+    caBundlePem: '',
+    namespaces: [],
+    excludedNamespaces: ['kube-system'],
+    timeoutSeconds: 5,
+    counting: { ...reloaderOn, autoReloadAll: true },
+    ownUsername: 'system:serviceaccount:wave-system:wave',
+  });
+  t.strictSame(
+    named.webhooks?.[0]?.matchConditions,
+    [
+      {
+        name: 'not-from-wave',
+        expression: "request.userInfo.username != 'system:serviceaccount:wave-system:wave'",
+      },
+    ],
+    "with wave's own user named, only its requests are left out",
+  );
   t.end();
 });
 

@@ -11,6 +11,7 @@ import type { WorkloadKind } from '../../src/core/kinds.ts';
 import {
   celString,
   celStringList,
+  notFromWaveCondition,
   optInCondition,
   webhookConfiguration,
 } from '../../src/webhook/registration.ts';
@@ -299,6 +300,9 @@ t.test('the apiserver sends wave exactly the opt-in values the core acts on', (t
   t.end();
 });
 
+/** The user of the base's ServiceAccount wave in wave-system. */
+const ownUsername = 'system:serviceaccount:wave-system:wave';
+
 /** The matchConditions block of a manifest, parsed; it must not depend on the chart's templating. */
 function matchConditionsOf(text: string, file: string): unknown {
   const lines = text.split('\n');
@@ -317,7 +321,11 @@ function matchConditionsOf(text: string, file: string): unknown {
     if (!inBlock) break;
     block.push(line);
   }
-  const yaml = block.map((line) => line.slice(Math.min(keyIndent, indent(line)))).join('\n');
+  const yaml = block
+    .map((line) => line.slice(Math.min(keyIndent, indent(line))))
+    .join('\n')
+    // The one templated value: the chart's own user, which a release named wave in wave-system renders so.
+    .replaceAll('{{ include "wave.ownUsername" . }}', ownUsername);
   if (yaml.includes('{{')) throw new Error(`${file}: matchConditions must not be templated`);
   return (parse(yaml) as { matchConditions: unknown }).matchConditions;
 }
@@ -330,6 +338,7 @@ const expected = webhookConfiguration({
   namespaces: [],
   excludedNamespaces: ['kube-system', 'wave-system'],
   timeoutSeconds: 5,
+  ownUsername,
 }).webhooks?.[0]?.matchConditions;
 
 for (const file of [
@@ -350,5 +359,30 @@ t.test('the base parses to the same matchConditions as its block', (t) => {
   const file = 'manifests/base/mutating-webhook-configuration.yaml';
   const object = parse(read(file)) as { webhooks: { matchConditions: unknown }[] };
   t.strictSame(object.webhooks[0]?.matchConditions, expected);
+  t.end();
+});
+
+t.test("not-from-wave: wave's own user is left out, after the opt-in, only when named", (t) => {
+  const config = (ownUsername?: string) =>
+    webhookConfiguration({
+      name: 'wave',
+      target: { url: 'https://127.0.0.1:9443' },
+      path: '/mutate',
+      caBundlePem: '',
+      namespaces: [],
+      excludedNamespaces: ['kube-system'],
+      timeoutSeconds: 5,
+      ...(ownUsername === undefined ? {} : { ownUsername }),
+    }).webhooks?.[0]?.matchConditions;
+  t.strictSame(config(), [{ name: 'opted-in', expression: optInCondition }], 'no user named: none left out');
+  t.strictSame(config('system:serviceaccount:ops:wave'), [
+    { name: 'opted-in', expression: optInCondition },
+    { name: 'not-from-wave', expression: "request.userInfo.username != 'system:serviceaccount:ops:wave'" },
+  ]);
+  t.equal(
+    notFromWaveCondition("it's"),
+    "request.userInfo.username != 'it\\'s'",
+    'the name is a CEL string literal',
+  );
   t.end();
 });

@@ -6,6 +6,14 @@ wave, wave-certs, wave-tls, ...; otherwise <release>-wave.
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/*
+wave's own user, the ServiceAccount its Deployment runs as: the webhook's not-from-wave matchCondition
+leaves its requests out (notFromWaveCondition in src/webhook/registration.ts).
+*/}}
+{{- define "wave.ownUsername" -}}
+system:serviceaccount:{{ .Release.Namespace }}:{{ include "wave.fullname" . }}
+{{- end }}
+
 {{- define "wave.fullname" -}}
 {{- if .Values.fullnameOverride }}
 {{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
