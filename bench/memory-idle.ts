@@ -37,9 +37,10 @@ const flags = {
 
 const usage = `Usage: node bench/memory-idle.ts [options]
 
-Builds dist/ (tsc, as the image does), then reports resident memory (VmRSS after a full GC) of: a bare
-node; node importing each dependency alone; node importing wave's serve module; and \`wave serve\`
-(dist/cli/main.js) idle against an empty cluster, with --node-args and with V8's defaults.
+Builds dist/ as \`npm run build\` does (tsc, then the bundle the image runs), then reports resident memory
+(VmRSS after a full GC) of: a bare node; node importing each dependency alone; node importing wave's serve
+module; and \`wave serve\` idle against an empty cluster, run as dist/cli/main.js (tsc's output) and as
+dist/image/wave.mjs (the image's bundle), each with --node-args and with V8's defaults.
 
 Options:
 ${flagHelp(flags)}
@@ -92,9 +93,13 @@ async function metric(port: number, name: string): Promise<number> {
   return Number(line?.slice(line.lastIndexOf(' ') + 1) ?? NaN);
 }
 
+/** What `wave serve` is run as: tsc's output, and the bundle the image runs (see the Dockerfile). */
+const entries = ['dist/cli/main.js', 'dist/image/wave.mjs'];
+
 /** Runs wave serve idle; returns its VmRSS, peak, and V8 heap used, in KiB. */
 async function idleWave(
   kubeconfig: string,
+  entry: string,
   nodeArgs: readonly string[],
   settleMs: number,
 ): Promise<string[]> {
@@ -103,7 +108,7 @@ async function idleWave(
     node,
     [
       ...nodeArgs,
-      join(root, 'dist/cli/main.js'),
+      join(root, entry),
       'serve',
       '--kubeconfig',
       kubeconfig,
@@ -167,6 +172,9 @@ async function main(): Promise<number> {
     },
   );
   if (build.status !== 0) throw new Error('tsc -p tsconfig.build.json failed');
+  // The bundle the image runs, as `npm run build` makes it (package.json's "bundle").
+  const bundle = spawnSync('npm', ['run', '-s', 'bundle'], { cwd: root, stdio: 'inherit' });
+  if (bundle.status !== 0) throw new Error('npm run bundle failed');
 
   const imports: [string, string[]][] = [
     ['bare node', []],
@@ -219,25 +227,21 @@ async function main(): Promise<number> {
   }
   try {
     const waveRows: string[][] = [];
-    for (const args of [[], o['node-args']]) {
-      const load = loadAverage();
-      waveRows.push([
-        args.length === 0 ? 'V8 defaults' : args.join(' '),
-        ...(await idleWave(kubeconfig, args, o.settle)),
-        load,
-      ]);
+    for (const entry of entries) {
+      for (const args of [[], o['node-args']]) {
+        const load = loadAverage();
+        waveRows.push([
+          entry,
+          args.length === 0 ? 'V8 defaults' : args.join(' '),
+          ...(await idleWave(kubeconfig, entry, args, o.settle)),
+          load,
+        ]);
+      }
     }
     say('');
     say(
       table(
-        [
-          'wave serve, idle (dist/cli/main.js)',
-          'VmRSS MiB',
-          'VmHWM MiB',
-          'heap used',
-          'heap total',
-          'load avg',
-        ],
+        ['wave serve, idle', 'node flags', 'VmRSS MiB', 'VmHWM MiB', 'heap used', 'heap total', 'load avg'],
         waveRows,
       ),
     );

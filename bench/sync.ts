@@ -60,7 +60,7 @@ const flags = {
   entry: {
     type: 'string',
     default: 'src/cli/main.ts',
-    help: "the wave entry point run, relative to the repository: src/cli/main.ts (type-stripped, as tests run it) or dist/cli/main.js (as the image runs it, after `npm run build`; Node's type stripping then costs no memory)",
+    help: "the wave entry point run, relative to the repository: src/cli/main.ts (type-stripped, as tests run it), dist/cli/main.js (tsc's output, after `npm run build`; Node's type stripping then costs no memory) or dist/image/wave.mjs (the bundle the image runs, after `npm run build`)",
   },
   'heap-snapshot': {
     type: 'string',

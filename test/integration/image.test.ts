@@ -28,7 +28,12 @@ import { find, renderKustomize, toYaml, type Manifest } from '../support/manifes
 import { memoryBytes, runContainer, type ImageConfig } from '../support/runc.ts';
 import { secretVolume } from '../support/secret-volume.ts';
 import { serviceAccountToken } from '../support/service-account.ts';
-import { deleteWebhookConfiguration, registerAsAdmin, waitUntilCalled } from '../support/wave.ts';
+import {
+  deleteWebhookConfiguration,
+  offlineHashes,
+  registerAsAdmin,
+  waitUntilCalled,
+} from '../support/wave.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const run = promisify(execFile);
@@ -356,4 +361,39 @@ async function imageTest(): Promise<void> {
     t.equal(lease.spec?.holderIdentity ?? '', '', 'the Lease names no holder: released, not left to expire');
     t.match(wave.output(), /released the leader Lease/, 'it says so');
   });
+
+  await t.test(
+    'the other commands run from the bundle too: hash, and certs (the CronJob), explain, migrate',
+    async (t) => {
+      // The image holds one bundle, not node_modules: each command must find all it imports in it.
+      const example = await readFile(join(root, 'manifests/examples/demo-app.yaml'), 'utf8');
+      const files = await secretVolume();
+      t.teardown(files.remove);
+      await files.publish({ 'demo-app.yaml': example });
+      await chmod(files.dir, 0o755);
+      const inImage = async (args: readonly string[]) => {
+        const c = await runContainer(t, {
+          rootfs,
+          image,
+          args,
+          env: {},
+          uid,
+          gid: uid,
+          hostname: `${hostname}-${args[0] ?? ''}`,
+          mounts: [{ source: files.dir, destination: '/manifests' }],
+        });
+        return { code: await c.exited, output: c.output() };
+      };
+      const hashed = await inImage(['hash', '-f', '/manifests/demo-app.yaml']);
+      t.equal(hashed.code, 0, 'wave hash exits 0');
+      const expected = [...(await offlineHashes(example)).values()];
+      t.ok(expected.length > 0, 'the example has a workload');
+      for (const hash of expected) t.match(hashed.output, hash, 'the hash the sources compute');
+      for (const command of ['certs', 'explain', 'migrate']) {
+        const help = await inImage([command, '--help']);
+        t.equal(help.code, 0, `${command} --help exits 0`);
+        t.match(help.output, `Usage: wave ${command}`, 'and prints its usage');
+      }
+    },
+  );
 }
