@@ -13,12 +13,17 @@ set -euo pipefail
 
 # --control-plane: only what `cluster.sh up` needs (make demo, make up); not helm, promtool, the Argo Rollouts
 # controller and the CRDs.
+# --cache-only: build into the cache and link nothing into .local/bin, so a release can be built while the
+# tests run on another (.ci/run builds the oldest one during the newest one's tests).
 control_plane_only=false
-case "${1:-}" in
-  --control-plane) control_plane_only=true ;;
-  '') ;;
-  *) echo "usage: [KUBE=1.37|1.34|newest|oldest] build.sh [--control-plane]" >&2; exit 2 ;;
-esac
+link=true
+for arg in "$@"; do
+  case "$arg" in
+    --control-plane) control_plane_only=true ;;
+    --cache-only) link=false ;;
+    *) echo "usage: [KUBE=1.37|1.34|newest|oldest] build.sh [--control-plane] [--cache-only]" >&2; exit 2 ;;
+  esac
+done
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -58,7 +63,10 @@ k8s_dir=$cache/k8s-$k8s_version-etcd-$etcd_version-$(key "$module/go.mod" "$modu
 kwok_dir=$cache/kwok-$kwok_version-$(key "$here/kwok.version" <(echo "$ldflags"))
 helm_dir=$cache/helm-$helm_version-$(echo "$ldflags" | sha256sum | cut -c1-8)
 promtool_ldflags="$ldflags -X github.com/prometheus/common/version.Version=$promtool_version"
-promtool_dir=$cache/promtool-$promtool_version-$(key "$here/promtool.version" <(echo "$promtool_ldflags"))
+# Without Prometheus's service discoveries (AWS, Azure, GCE, Kubernetes...: the remove_all_sd tag of
+# plugins/): promtool checks and tests rules with none of them, and they are most of its cold compile.
+promtool_tags=remove_all_sd
+promtool_dir=$cache/promtool-$promtool_version-$(key "$here/promtool.version" <(echo "$promtool_ldflags $promtool_tags"))
 # Argo Rollouts, like Kubernetes, pins staging modules with replace lines, which `go install module@version`
 # refuses: its wrapper module (argo-rollouts/go.mod) names the controller as a tool and pins the version.
 argo_module=$here/argo-rollouts
@@ -183,7 +191,7 @@ if ! $control_plane_only; then
     log "cold build of promtool $promtool_version into $promtool_dir"
     scratch promtool
     (cd "$tmp" && GOBIN="$tmp" build_with_progress "promtool $promtool_version" '?' install -trimpath \
-      -ldflags="$promtool_ldflags" "github.com/prometheus/prometheus/cmd/promtool@$promtool_version")
+      -tags="$promtool_tags" -ldflags="$promtool_ldflags" "github.com/prometheus/prometheus/cmd/promtool@$promtool_version")
     publish "$tmp" "$promtool_dir"
   fi
 
@@ -222,6 +230,11 @@ if ! $control_plane_only; then
     mv "$target.tmp" "$target"
     log "CRD $(basename "$file") from $mod"
   done
+fi
+
+if ! $link; then
+  log "Kubernetes $k8s_version (KUBE=${KUBE:-newest}) is in the cache; nothing linked (--cache-only)"
+  exit 0
 fi
 
 # .local/bin holds the selected release; cluster.sh records which one each control plane runs.
