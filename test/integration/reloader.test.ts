@@ -221,9 +221,19 @@ t.test('Reloader annotations, Wave only-annotated and ignore, over the kinds', a
   );
   const revisionsAt = async () =>
     Promise.all(all.map(async ({ kind, id, namespace }) => revisionsOf(kind, namespace, id)));
-  await waitFor('one revision of each workload', async () => (await revisionsAt()).every((n) => n === 1), {
-    timeoutMs: 60_000,
-  });
+  await waitFor(
+    'one revision of each workload',
+    async () => {
+      const revisions = await revisionsAt();
+      if (revisions.every((n) => n === 1)) return true;
+      // The timeout then names the workloads that had none yet, or more than one.
+      const off = all.flatMap(({ kind, id }, i) =>
+        revisions[i] === 1 ? [] : [`${kind} ${id}: ${String(revisions[i])}`],
+      );
+      throw new Error(`revisions: ${off.join(', ')}`);
+    },
+    { timeoutMs: 60_000 },
+  );
 
   // The changes that must not roll, all at once; then a window in which nothing rolls.
   for (const { c, id, namespace } of all)
