@@ -84,6 +84,11 @@ const flags = {
     default: ['defaults', 'off'],
     help: 'flap: one wave run each: defaults (no pacing flags), off (--min-rollout-interval 0)',
   },
+  settle: {
+    type: 'duration',
+    default: 30_000,
+    help: 'memory: after the first reading, leave wave idle this long and read its RSS again (V8 shrinks an idle heap on its own), before forcing a full GC',
+  },
   configmaps: { type: 'int', default: 10_000, help: 'memory: small ConfigMaps' },
   secrets: {
     type: 'int',
@@ -129,7 +134,7 @@ its sync loop:
            carry the new hash (rate limit off)
   memory   --configmaps, --secrets (--helm-secrets of them large, unconsumed) and --deployments (2000)
            opted-in Deployments created first; then wave starts: time to /readyz, time until all are
-           stamped, RSS after sync, wave_cache_bytes
+           stamped, RSS after sync, --settle (30s) later and after a forced full GC, wave_cache_bytes
   flap     --deployments (5) Deployments on one Secret updated --rate (5) times/s for --duration (60s):
            rollouts (ReplicaSets) per Deployment, one wave run per --runs value (defaults: no pacing
            flags; off: --min-rollout-interval 0); with defaults also the latency of a single change
@@ -1164,6 +1169,65 @@ async function heapSnapshot(pid: number, dir: string, signal: AbortSignal): Prom
   }
 }
 
+/**
+ * Makes the process (started with --inspect-port=port, inspector inactive) collect all its garbage: SIGUSR1
+ * opens its inspector, which is asked for HeapProfiler.collectGarbage (a full, compacting GC) twice. The
+ * inspector stays open afterwards, so read the figures wanted without it first.
+ */
+async function collectGarbage(pid: number, port: number): Promise<void> {
+  process.kill(pid, 'SIGUSR1');
+  let url: string | undefined;
+  for (const deadline = performance.now() + 10_000; url === undefined;) {
+    if (performance.now() > deadline) throw new Error(`wave's inspector did not open on port ${port}`);
+    await sleep(100);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/json/list`, { signal: AbortSignal.timeout(1000) });
+      const targets = (await res.json()) as { webSocketDebuggerUrl?: string }[];
+      url = targets[0]?.webSocketDebuggerUrl;
+    } catch {
+      // not listening yet
+    }
+  }
+  const ws = new WebSocket(url);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener(
+        'open',
+        () => {
+          resolve();
+        },
+        { once: true },
+      );
+      ws.addEventListener(
+        'error',
+        () => {
+          reject(new Error(`could not connect to ${url}`));
+        },
+        { once: true },
+      );
+    });
+    for (const id of [1, 2]) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(new Error('HeapProfiler.collectGarbage timed out'));
+        }, 60_000);
+        const onMessage = (event: MessageEvent) => {
+          if ((JSON.parse(String(event.data)) as { id?: number }).id !== id) return;
+          clearTimeout(timer);
+          ws.removeEventListener('message', onMessage);
+          resolve();
+        };
+        ws.addEventListener('message', onMessage);
+        ws.send(JSON.stringify({ id, method: 'HeapProfiler.collectGarbage' }));
+      });
+    }
+  } finally {
+    ws.close();
+  }
+  // V8 hands freed pages back to the system shortly after the GC, not in it.
+  await sleep(2000);
+}
+
 async function memory(run: Run): Promise<void> {
   const { kube, namespace, o, signal } = run;
   const n = o.deployments === 0 ? 2000 : o.deployments;
@@ -1283,20 +1347,20 @@ async function memory(run: Run): Promise<void> {
   const preStamped = n - unstamped();
   const loadAtStart = loadAverage();
   const snapshotDir = o['heap-snapshot'];
+  const inspectPort = await freePort();
   const wave = await startWave(
     run.identity,
     namespace,
     `${o.debounce}ms`,
-    snapshotDir === ''
-      ? o
-      : {
-          ...o,
-          'node-args': [
-            ...o['node-args'],
-            '--heapsnapshot-signal=SIGUSR2',
-            `--diagnostic-dir=${snapshotDir}`,
-          ],
-        },
+    {
+      ...o,
+      'node-args': [
+        ...o['node-args'],
+        // The inspector stays closed until collectGarbage opens it, after the first readings.
+        `--inspect-port=127.0.0.1:${inspectPort}`,
+        ...(snapshotDir === '' ? [] : ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`]),
+      ],
+    },
     // The Deployments exist before wave: it stamps them all (Wave's adoption), rather than recording a baseline.
     ['--adopt', 'roll'],
   );
@@ -1328,6 +1392,14 @@ async function memory(run: Run): Promise<void> {
       cacheRows.push([key, key.startsWith('wave_cache_bytes') ? `${value} (${mib(value)})` : String(value)]);
     }
     cacheRows.sort((a, b) => (a[0] ?? '').localeCompare(b[0] ?? ''));
+    progress(`leaving wave idle for ${fmtMs(o.settle)} ms`);
+    await sleep(o.settle);
+    const settledProc = procStatus(wave.pid);
+    // What the process holds, not what its GC has yet to free: the figure a budget can be made from.
+    progress('forcing a full GC in wave');
+    await collectGarbage(wave.pid, inspectPort);
+    const gcMetrics = await scrape(wave);
+    const gcProc = procStatus(wave.pid);
 
     say(table(['created before wave started', 'objects', 's', 'per s', 'load avg after'], phases));
     say('');
@@ -1350,6 +1422,23 @@ async function memory(run: Run): Promise<void> {
           ['nodejs_heap_size_used_bytes', mib(sum(metrics, 'nodejs_heap_size_used_bytes')), ''],
           ['nodejs_heap_size_total_bytes', mib(sum(metrics, 'nodejs_heap_size_total_bytes')), ''],
           ['nodejs_external_memory_bytes', mib(sum(metrics, 'nodejs_external_memory_bytes')), ''],
+          [`VmRSS ${fmtMs(o.settle)} ms later, idle (/proc)`, mib(settledProc.vmRss), ''],
+          ['VmRSS after sync and a full GC (/proc)', mib(gcProc.vmRss), loadAverage()],
+          [
+            'nodejs_heap_size_used_bytes after the GC',
+            mib(sum(gcMetrics, 'nodejs_heap_size_used_bytes')),
+            '',
+          ],
+          [
+            'nodejs_heap_size_total_bytes after the GC',
+            mib(sum(gcMetrics, 'nodejs_heap_size_total_bytes')),
+            '',
+          ],
+          [
+            'nodejs_external_memory_bytes after the GC',
+            mib(sum(gcMetrics, 'nodejs_external_memory_bytes')),
+            '',
+          ],
         ],
       ),
     );
