@@ -24,6 +24,7 @@ import {
 } from '../src/webhook/server.ts';
 import { secureContextOptions } from '../src/webhook/tls.ts';
 import type { TlsMaterial } from '../src/webhook/tls.ts';
+import { KubeTransport } from '../src/kube/transport.ts';
 import { memoryChildReader } from './fixtures.ts';
 
 export type TargetName = 'wave' | 'bare';
@@ -70,8 +71,9 @@ function buildWave(start: StartMessage): Running {
   let readChildren: ChildReader;
   if (start.mode === 'api') {
     const kube = connect(start.kubeconfig);
-    readChildren = apiChildReader(kube.core);
-    events = eventRecorder(kube.core, logger);
+    const transport = new KubeTransport(kube.kc);
+    readChildren = apiChildReader(transport);
+    events = eventRecorder(transport, logger);
   } else {
     readChildren = memoryChildReader(start.namespace);
     events = { record: () => undefined, flush: () => Promise.resolve() };

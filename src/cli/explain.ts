@@ -160,7 +160,10 @@ export const explainCommand: Command = {
         consumedConfig(parsed.value, optIn.optedIn ? optIn.policy : undefined),
         names,
       );
-      const children = await apiChildReader(kube.core, countingLabelKeys(counting))(consumed.children);
+      const children = await apiChildReader(
+        new KubeTransport(kube.kc),
+        countingLabelKeys(counting),
+      )(consumed.children);
       // The default intervals: explain does not know the running wave's flags.
       const explanation = explain(
         parsed.value,

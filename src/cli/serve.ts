@@ -388,6 +388,10 @@ async function start(
   const metrics = new Metrics();
   const kube = connect(o.kubeconfig);
   const transport = new KubeTransport(kube.kc, { clock });
+  // Closed last: the steps below write through it until they end.
+  started.add('API connections', 100, () => {
+    transport.close();
+  });
   const tls = await loadTls(o, logger, metrics, clock);
   const { https } = tls;
   if (https instanceof TlsFileSource) {
@@ -400,14 +404,14 @@ async function start(
   if (caBundlePem === undefined) {
     throw new UsageError('--register-webhook needs the CA for the caBundle: use --self-signed or --ca-file');
   }
-  const events = eventRecorder(kube.core, logger);
+  const events = eventRecorder(transport, logger);
   started.add('event recorder', 2000, () => events.flush());
   const counting = countingOptions(o);
   const adopt = adoptMode(o.adopt);
   const ownUsername = `system:serviceaccount:${o.namespace}:${o['service-account']}`;
   const admit = createAdmit({
     counting,
-    readChildren: apiChildReader(kube.core, countingLabelKeys(counting)),
+    readChildren: apiChildReader(transport, countingLabelKeys(counting)),
     events,
     hasher: sha256Hex,
     ownUsername,
@@ -426,8 +430,8 @@ async function start(
   const loop = new SyncLoop({
     clock,
     transport,
-    fetch: apiChildFetcher(kube.core, countingLabelKeys(counting)),
-    writes: kubeWorkloadWrites(kube, events),
+    fetch: apiChildFetcher(transport, countingLabelKeys(counting)),
+    writes: kubeWorkloadWrites(kube, transport, events),
     logger,
     metrics,
     ...(o.namespaces.length === 0 ? {} : { namespaces: o.namespaces }),

@@ -14,15 +14,9 @@ import type { Clock } from '../clock.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { Backoff } from './backoff.ts';
-import { ApiStatusError, KubeTransport } from './transport.ts';
+import { ApiStatusError, KubeTransport, material } from './transport.ts';
 
 type CreateDispatcher = (cluster: unknown, agentOptions: AgentOptions) => unknown;
-
-function material(value: unknown): string {
-  if (Array.isArray(value)) return value.map(material).join('|');
-  if (Buffer.isBuffer(value)) return value.toString('base64');
-  return typeof value === 'string' ? value : JSON.stringify(value ?? null);
-}
 
 /**
  * client-node 2.0.1 builds a new undici Agent for every request (KubeConfig.createDispatcher keeps no
@@ -221,12 +215,18 @@ export async function reachApiserver(transport: KubeTransport, o: ReachOptions):
   }
 }
 
+/** The HTTP status of a failed call, through client-node or KubeTransport. */
+function failedStatus(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  return err instanceof ApiStatusError ? err.status : undefined;
+}
+
 export function isNotFound(err: unknown): boolean {
-  return err instanceof ApiException && err.code === 404;
+  return failedStatus(err) === 404;
 }
 
 export function isConflict(err: unknown): boolean {
-  return err instanceof ApiException && err.code === 409;
+  return failedStatus(err) === 409;
 }
 
 /** The API's own message for a failed call, without response bodies that could hold object data. */

@@ -1,9 +1,9 @@
 // Events on workloads (ConfigMissing, ConfigChanged, ...). Recording never blocks the caller and never
 // fails it: admission and reconciles go on while the Event is written, and a failure is only logged.
 import { hostname } from 'node:os';
-import type { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { apiErrorMessage } from './client.ts';
+import type { KubeTransport } from './transport.ts';
 
 export interface EventTarget {
   apiVersion: string;
@@ -27,13 +27,14 @@ export interface EventRecorder {
 
 const component = 'wave';
 
-export function eventRecorder(core: CoreV1Api, logger: Logger): EventRecorder {
+/** Writes each Event as plain JSON through KubeTransport (no client-node model per Event). */
+export function eventRecorder(transport: KubeTransport, logger: Logger): EventRecorder {
   const pending = new Set<Promise<void>>();
   const instance = hostname();
   return {
     record(target, event) {
-      const now = new Date();
-      const body: CoreV1Event = {
+      const now = new Date().toISOString();
+      const body = {
         metadata: { generateName: `${target.name}.`, namespace: target.namespace },
         involvedObject: {
           apiVersion: target.apiVersion,
@@ -53,8 +54,11 @@ export function eventRecorder(core: CoreV1Api, logger: Logger): EventRecorder {
         lastTimestamp: now,
         count: 1,
       };
-      const write = core
-        .createNamespacedEvent({ namespace: target.namespace, body })
+      const write = transport
+        .sendJson('POST', `/api/v1/namespaces/${encodeURIComponent(target.namespace)}/events`, {
+          body,
+          ignoreAnswer: true,
+        })
         .then(
           () => undefined,
           (err: unknown) => {

@@ -1,34 +1,36 @@
-// The sync loop's writes through client-node: one merge patch per reconcile, Events, and the deletion of
-// pods left held. Everything else the loop needs comes from the watches.
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+// The sync loop's writes: one merge patch per reconcile (plain JSON through KubeTransport: no client-node
+// model is built or serialised per rollout), Events, and the deletion of pods left held (client-node).
+// Everything else the loop needs comes from the watches.
 import { fieldManager } from '../core/annotations.ts';
 import { kindByName } from '../core/kinds.ts';
 import { isHeldPod } from '../core/template.ts';
 import type { WorkloadWrites } from '../sync/ports.ts';
 import type { KubeClients } from './client.ts';
 import type { EventRecorder } from './events.ts';
+import type { KubeTransport } from './transport.ts';
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const metadataAccept = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
 
-export function kubeWorkloadWrites(kube: KubeClients, events: EventRecorder): WorkloadWrites {
-  const custom = kube.kc.makeApiClient(CustomObjectsApi);
+export function kubeWorkloadWrites(
+  kube: KubeClients,
+  transport: KubeTransport,
+  events: EventRecorder,
+): WorkloadWrites {
   const { core } = kube;
   return {
     async patch(workload, body) {
       const kind = kindByName(workload.kind);
       if (kind === undefined) throw new Error(`${workload.kind} is not a workload kind wave manages`);
-      const written: unknown = await custom.patchNamespacedCustomObject(
-        {
-          group: kind.group,
-          version: kind.version,
-          plural: kind.plural,
-          namespace: workload.namespace,
-          name: workload.name,
-          body,
-          fieldManager,
-        },
-        mergePatch,
-      );
+      const api = kind.group === '' ? `/api/${kind.version}` : `/apis/${kind.group}/${kind.version}`;
+      const namespace = encodeURIComponent(workload.namespace);
+      const name = encodeURIComponent(workload.name);
+      const path = `${api}/namespaces/${namespace}/${kind.plural}/${name}?fieldManager=${fieldManager}`;
+      const written = await transport.sendJson('PATCH', path, {
+        body,
+        contentType: 'application/merge-patch+json',
+        // Only its resourceVersion is read: the apiserver need not serialise, nor wave parse, the rest.
+        accept: metadataAccept,
+      });
       const version = (written as { metadata?: { resourceVersion?: unknown } } | null)?.metadata
         ?.resourceVersion;
       return typeof version === 'string' ? version : '';

@@ -488,7 +488,7 @@ export class ConfigCache {
     let result: Awaited<ReturnType<ChildFetcher>>;
     let failure: unknown;
     try {
-      result = await this.#fetch(fetch.ref);
+      result = await this.#fetch(fetch.ref, fetch.startedFor);
     } catch (err) {
       failure = err;
     }

@@ -70,7 +70,7 @@ t.test('every change survives a 10 s apiserver outage', async (t) => {
   // The lean cache, with two of the ConfigMaps consumed.
   const changes: ChildChange[] = [];
   const cache = new ConfigCache({
-    fetch: apiChildFetcher(core),
+    fetch: apiChildFetcher(transport),
     onChange: (change) => changes.push(change),
     logger,
     metrics,

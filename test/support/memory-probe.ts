@@ -35,7 +35,7 @@ const sampler = setInterval(() => {
   peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
 }, 5);
 const cache = new ConfigCache({
-  fetch: apiChildFetcher(core),
+  fetch: apiChildFetcher(transport),
   onChange: () => undefined,
   logger,
   namespaces: [namespace],

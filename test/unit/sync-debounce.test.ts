@@ -1,7 +1,6 @@
 // The debounce rule on a fake clock: a ConfigMap change waits only when the field manager that wrote it
 // also manages the workload's pod template (helm writing the ConfigMap, then the template); any other
 // writer's change rolls at once; --debounce 0 never waits.
-import { CoreV1Api } from '@kubernetes/client-node';
 import t from 'tap';
 import type { Test } from 'tap';
 import { configHashAnnotation, optInAnnotation } from '../../src/core/annotations.ts';
@@ -93,7 +92,7 @@ async function setUp(t: Test, debounceMs: number) {
   };
   const loop = new SyncLoop({
     transport: new KubeTransport(kc, { clock }),
-    fetch: apiChildFetcher(kc.makeApiClient(CoreV1Api)),
+    fetch: apiChildFetcher(new KubeTransport(kc)),
     writes,
     logger: createLogger({ level: 'silent' }),
     metrics: new Metrics({ defaultMetrics: false }),

@@ -1,7 +1,6 @@
 // The sync loop over an in-memory cluster: the watches keep the consumer index and the consumed data on
 // every replica, so a standby holds what the leader holds; it writes nothing until it leads, and when it
 // takes over it reads nothing it already holds.
-import { CoreV1Api } from '@kubernetes/client-node';
 import t from 'tap';
 import type { Test } from 'tap';
 import { optInAnnotation } from '../../src/core/annotations.ts';
@@ -67,7 +66,7 @@ function replica(t: Test, cluster: FakeCluster) {
   const metrics = new Metrics({ defaultMetrics: false });
   const loop = new SyncLoop({
     transport: new KubeTransport(kc),
-    fetch: apiChildFetcher(kc.makeApiClient(CoreV1Api)),
+    fetch: apiChildFetcher(new KubeTransport(kc)),
     writes,
     logger: createLogger({ level: 'silent' }),
     metrics,

@@ -1,6 +1,5 @@
 // The rollout rate limit in the loop, on a fake clock: a throttled workload waits once for the token kept
 // for it and then rolls; it is not looked at again and again while others take the tokens.
-import { CoreV1Api } from '@kubernetes/client-node';
 import t from 'tap';
 import { configHashAnnotation, optInAnnotation } from '../../src/core/annotations.ts';
 import { apiChildFetcher } from '../../src/kube/child-fetcher.ts';
@@ -64,7 +63,7 @@ t.test('1 rollout a second, burst 1: each throttled workload is looked at twice,
   const metrics = new Metrics({ defaultMetrics: false });
   const loop = new SyncLoop({
     transport: new KubeTransport(kc, { clock }),
-    fetch: apiChildFetcher(kc.makeApiClient(CoreV1Api)),
+    fetch: apiChildFetcher(new KubeTransport(kc)),
     writes,
     logger: createLogger({ level: 'silent' }),
     metrics,

@@ -2,7 +2,6 @@
 // Deployment (where Argo reads the template) and records the ConfigChanged Event on the Rollout too, so the
 // Rollout's Events say why it moved. The loop follows which Rollout names which Deployment as the watches
 // deliver them, on an in-memory cluster.
-import { CoreV1Api } from '@kubernetes/client-node';
 import t from 'tap';
 import { optInAnnotation } from '../../src/core/annotations.ts';
 import { argoRolloutKind, kindByName, registerWorkloadKind } from '../../src/core/kinds.ts';
@@ -130,7 +129,7 @@ t.test('a re-stamped Deployment records its ConfigChanged Event on the Rollouts 
   };
   const loop = new SyncLoop({
     transport: new KubeTransport(kc),
-    fetch: apiChildFetcher(kc.makeApiClient(CoreV1Api)),
+    fetch: apiChildFetcher(new KubeTransport(kc)),
     writes,
     logger: createLogger({ level: 'silent' }),
     metrics: new Metrics({ defaultMetrics: false }),
