@@ -17,6 +17,7 @@ import { errorMessage } from '../errors.ts';
 import { sha256Hex } from '../sha256.ts';
 import { LeaderElector } from '../kube/lease.ts';
 import { KubeTransport } from '../kube/transport.ts';
+import { releaseMemoryWhenIdle } from '../memory-release.ts';
 import { kubeWorkloadWrites } from '../kube/workload-writes.ts';
 import { SyncLoop } from '../sync/loop.ts';
 import { fieldManager } from '../core/annotations.ts';
@@ -520,6 +521,10 @@ async function start(
     elector.start();
   }
   started.add('sync loop', 3000, () => loop.stop());
+  started.add('memory release', 100, () => {
+    stopMemoryRelease();
+  });
+  const stopMemoryRelease = releaseMemoryWhenIdle({ clock, logger, busy: () => loop.busy });
   loop.start();
   if (!o['leader-election']) loop.lead();
 

@@ -261,6 +261,11 @@ export class SyncLoop implements WorkloadReader {
     return this.#cache.synced && [...this.#stores.values()].every((store) => store.synced);
   }
 
+  /** Still syncing, or reconciles ready or running (those scheduled for later do not count). */
+  get busy(): boolean {
+    return !this.synced || this.#queue.active > 0;
+  }
+
   async whenSynced(): Promise<void> {
     await Promise.all([
       this.#configWatches?.whenSynced(),

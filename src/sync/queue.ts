@@ -175,6 +175,11 @@ export class WorkQueue<T = string> {
     this.failures.delete(this.keyOf(item));
   }
 
+  /** Items ready or being processed (not those waiting for their time). */
+  get active(): number {
+    return this.readyItems.size + this.processing.size;
+  }
+
   /** Items waiting, ready or being processed. */
   get depth(): number {
     return this.waiting.size + this.readyItems.size + this.processing.size;
