@@ -13,6 +13,9 @@ type AdmissionLabel = 'kind' | 'operation' | 'decision';
 /** Why an admission failed open: admit threw, or did not answer before the deadline. */
 export type AdmissionErrorCause = 'exception' | 'timeout';
 
+/** How often nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds sample the loop's delay. */
+export const eventLoopSampleMs = 1000;
+
 export interface MetricsOptions {
   /** Process and Node.js runtime metrics (CPU, memory, event loop, GC). Default true. */
   readonly defaultMetrics?: boolean;
@@ -38,7 +41,12 @@ export class Metrics {
 
   constructor(opts: MetricsOptions = {}) {
     this.registry = new Registry();
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (opts.defaultMetrics ?? true) {
+      // prom-client samples the event loop's delay every 10 ms by default: a timer that wakes an idle wave
+      // 100 times a second, each wake-up CPU of its own (2-4% of a core idle on a shared VM, and half the
+      // CPU of a throttled mass rollout: bench/README.md). Once a second still shows a loop held up.
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: eventLoopSampleMs });
+    }
 
     this.admissionDuration = this.histogram({
       name: 'wave_admission_duration_seconds',
