@@ -150,7 +150,7 @@ export const serveFlags = {
     type: 'int',
     env: 'WAVE_MAX_ROLLOUTS_PER_SECOND',
     default: 20,
-    help: 'rollouts the loop may start per second during mass changes (0: unlimited); never delays other work',
+    help: 'rollouts the loop may start per second during mass changes (0: unlimited); a throttled workload waits for its turn, woken on 250 ms ticks; never delays other work',
   },
   'rollout-burst': {
     type: 'int',

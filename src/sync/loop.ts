@@ -31,7 +31,7 @@ import { loopMetrics } from './loop-metrics.ts';
 import type { LoopMetrics } from './loop-metrics.ts';
 import type { CachedWorkload, WorkloadReader, WorkloadWrites } from './ports.ts';
 import { WorkQueue } from './queue.ts';
-import { TokenBucket } from './rate-limit.ts';
+import { onTokenTick, TokenBucket } from './rate-limit.ts';
 import { Reconciler } from './reconciler.ts';
 import type { ReconcilerOptions } from './reconciler.ts';
 
@@ -369,7 +369,14 @@ export class SyncLoop implements WorkloadReader {
     }
     if (!this.#leading || (!relevant(old) && !relevant(now))) return;
     if (event.type === 'updated' && sameForWave(old, now)) return;
-    this.#queue.add(ref);
+    // The watch showing wave's own write: the pass that checks it has no edit to wait for, so it runs in
+    // this turn of the event loop instead of waking the process again a debounce later. Not when the
+    // workload is queued already: that pass may be waiting out a debounce on purpose.
+    const own =
+      now !== null &&
+      !this.#queue.has(ref) &&
+      this.#reconciler.wrote(ref, now.workload.metadata.resourceVersion);
+    this.#queue.add(ref, undefined, own ? 0 : undefined);
     this.#metrics.queueDepth.set(this.#queue.depth);
   }
 
@@ -407,7 +414,11 @@ export class SyncLoop implements WorkloadReader {
         timer({ outcome: result.outcome });
         if (result.outcome === 'throttled' || result.outcome === 'deferred') {
           // Waits for its token or the end of its interval, keeping the triggers for the Event.
-          this.#queue.requeue(ref, triggers, result.retryInMs);
+          const wait =
+            result.outcome === 'throttled'
+              ? onTokenTick(this.#clock.now(), result.retryInMs)
+              : result.retryInMs;
+          this.#queue.requeue(ref, triggers, wait);
         } else {
           // A turn kept for a rollout this pass found unneeded goes to the next workload.
           this.#bucket.release(key);

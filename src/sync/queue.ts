@@ -175,6 +175,12 @@ export class WorkQueue<T = string> {
     this.failures.delete(this.keyOf(item));
   }
 
+  /** Whether the item is waiting, ready or being processed. */
+  has(item: T): boolean {
+    const key = this.keyOf(item);
+    return this.waiting.has(key) || this.readyItems.has(key) || this.processing.has(key);
+  }
+
   /** Items ready or being processed (not those waiting for their time). */
   get active(): number {
     return this.readyItems.size + this.processing.size;

@@ -140,6 +140,14 @@ export class Reconciler {
     this.#o = o;
   }
 
+  /** Whether `resourceVersion` of the workload is the one wave's own last write produced. */
+  wrote(ref: WorkloadRef, resourceVersion: string | undefined): boolean {
+    return (
+      resourceVersion !== undefined &&
+      this.#written.get(workloadKey(ref))?.resourceVersion === resourceVersion
+    );
+  }
+
   get heldCount(): number {
     return this.#reportedMissing.size;
   }

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { WorkQueue } from '../../src/sync/queue.ts';
-import { TokenBucket } from '../../src/sync/rate-limit.ts';
+import { onTokenTick, TokenBucket, tokenTickMs } from '../../src/sync/rate-limit.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
 t.test('changes arriving within the debounce window are one work item with every trigger', async (t) => {
@@ -195,4 +195,38 @@ t.test('a reservation given back goes to the next workload', (t) => {
   t.equal(bucket.reservations, 0);
   t.equal(bucket.take('c'), 100, 'the turn b gave back is c’s');
   t.end();
+});
+
+t.test('a throttled workload wakes on the first token tick at or after its token', (t) => {
+  const tick = tokenTickMs;
+  t.equal(onTokenTick(10 * tick, tick), tick, 'a token due on a tick: that tick');
+  t.equal(onTokenTick(10 * tick, 1), tick, 'due just after a tick: the next one');
+  t.equal(onTokenTick(10 * tick + 1, tick), 2 * tick - 1, 'due just after the next tick: the one after');
+  const due = [50, 100, 150, 200, 250];
+  const waits = due.map((wait) => onTokenTick(1_000_003, wait));
+  t.ok(
+    waits.every((wait, i) => wait >= (due[i] ?? Infinity)),
+    'never before its token is there',
+  );
+  t.equal(
+    new Set(waits.map((wait) => 1_000_003 + wait)).size <= 2,
+    true,
+    'five 50 ms tokens: at most two wake-ups',
+  );
+  t.end();
+});
+
+t.test('has() tells whether an item is waiting, ready or being processed', async (t) => {
+  const clock = new FakeClock();
+  const queue = new WorkQueue({ debounceMs: 1000, clock });
+  t.equal(queue.has('a'), false, 'never added');
+  queue.add('a');
+  t.equal(queue.has('a'), true, 'waiting out its debounce');
+  clock.advance(1000);
+  t.equal(queue.has('a'), true, 'ready');
+  const item = await queue.next();
+  t.equal(item?.key, 'a');
+  t.equal(queue.has('a'), true, 'being processed');
+  queue.done('a');
+  t.equal(queue.has('a'), false, 'done');
 });
