@@ -3,17 +3,13 @@
 // writer's change rolls at once; --debounce 0 never waits.
 import t from 'tap';
 import type { Test } from 'tap';
-import { configHashAnnotation, optInAnnotation } from '../../src/core/annotations.ts';
+import { optInAnnotation } from '../../src/core/annotations.ts';
 import { workloadKey } from '../../src/core/objects.ts';
-import { apiChildFetcher } from '../../src/kube/child-fetcher.ts';
-import { KubeTransport } from '../../src/kube/transport.ts';
-import { createLogger } from '../../src/log.ts';
-import { Metrics } from '../../src/metrics.ts';
-import { SyncLoop } from '../../src/sync/loop.ts';
 import type { WorkloadEvent, WorkloadWrites } from '../../src/sync/ports.ts';
 import { waitFor } from '../support/cluster.ts';
 import { FakeCluster } from '../support/fake-cluster.ts';
 import { FakeClock } from './support/fake-clock.ts';
+import { startFakeLoop, templateHash } from './support/fake-loop.ts';
 
 const namespace = 'shop';
 const deployments = 'apps/v1/deployments';
@@ -77,7 +73,6 @@ async function setUp(t: Test, debounceMs: number) {
   const clock = new FakeClock(Date.parse('2026-12-02T10:00:00Z'));
   cluster.put('v1/configmaps', settings('one', 'helm', '2026-12-02T10:00:00Z'));
   cluster.put(deployments, deployment);
-  const kc = cluster.server.kubeConfig();
   const patches: string[] = [];
   const events: (WorkloadEvent & { workload: string })[] = [];
   const writes: WorkloadWrites = {
@@ -90,33 +85,11 @@ async function setUp(t: Test, debounceMs: number) {
     },
     deleteHeldPods: () => Promise.resolve(0),
   };
-  const loop = new SyncLoop({
-    transport: new KubeTransport(kc, { clock }),
-    fetch: apiChildFetcher(new KubeTransport(kc)),
-    writes,
-    logger: createLogger({ level: 'silent' }),
-    metrics: new Metrics({ defaultMetrics: false }),
-    namespaces: [namespace],
-    debounceMs,
-    syncPeriodMs: 3_600_000,
-    maxRolloutsPerSecond: 0,
-    rolloutBurst: 0,
-    minRolloutIntervalMs: 0,
-    maxRolloutIntervalMs: 0,
-    clock,
-  });
-  t.teardown(() => loop.stop());
-  loop.start();
-  loop.lead();
-  const hash = () =>
-    (
-      cluster.get(deployments, namespace, 'web')?.['spec'] as {
-        template: { metadata: { annotations?: Record<string, string> } };
-      }
-    ).template.metadata.annotations?.[configHashAnnotation];
+  const loop = startFakeLoop(t, cluster, clock, { namespace, writes, debounceMs });
+  const hash = () => templateHash(cluster, namespace, 'web');
   // The first stamp never waits: the ConfigMap's data was not known before.
   const first = await waitFor('the first stamp', hash);
-  // The watch's event for wave's own patch queues a (debounced) look that finds nothing to do.
+  // The look at wave's own patch runs at once and finds nothing to do; the tests count from a debounce on.
   await clock.advanceBy(debounceMs);
   await loop.cache.whenSettled();
   return { cluster, clock, loop, patches, events, hash, first };

@@ -2,16 +2,13 @@
 // of the event loop that brought the event, not a debounce later (a wake-up of its own per rollout). A
 // workload already queued keeps its time: that pass may be waiting out a debounce on purpose.
 import t from 'tap';
-import { configHashAnnotation, optInAnnotation } from '../../src/core/annotations.ts';
-import { apiChildFetcher } from '../../src/kube/child-fetcher.ts';
-import { KubeTransport } from '../../src/kube/transport.ts';
-import { createLogger } from '../../src/log.ts';
+import { optInAnnotation } from '../../src/core/annotations.ts';
 import { Metrics } from '../../src/metrics.ts';
-import { SyncLoop } from '../../src/sync/loop.ts';
 import type { WorkloadWrites } from '../../src/sync/ports.ts';
 import { waitFor } from '../support/cluster.ts';
 import { FakeCluster } from '../support/fake-cluster.ts';
 import { FakeClock } from './support/fake-clock.ts';
+import { reconcilePasses, startFakeLoop, templateHash } from './support/fake-loop.ts';
 
 const namespace = 'shop';
 const deployments = 'apps/v1/deployments';
@@ -31,31 +28,17 @@ const deployment = {
   },
 };
 
-const shared = (value: string) => ({
-  apiVersion: 'v1',
-  kind: 'ConfigMap',
-  metadata: { name: 'shared', namespace },
-  data: { value },
-});
-
-/** Passes of the reconcile by outcome, from wave_reconcile_duration_seconds. */
-async function passes(metrics: Metrics, outcome: string): Promise<number> {
-  const metric = await metrics.registry.getSingleMetric('wave_reconcile_duration_seconds')?.get();
-  let count = 0;
-  for (const value of metric?.values ?? []) {
-    const name: string = (value as { metricName?: string }).metricName ?? '';
-    if (name.endsWith('_count') && value.labels['outcome'] === outcome) count += value.value;
-  }
-  return count;
-}
-
 t.test("the pass after wave's own patch does not wait for the debounce", async (t) => {
   const cluster = await FakeCluster.start();
   t.teardown(() => cluster.close());
   const clock = new FakeClock(Date.parse('2026-12-07T10:00:00Z'));
-  cluster.put('v1/configmaps', shared('one'));
+  cluster.put('v1/configmaps', {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'shared', namespace },
+    data: { value: 'one' },
+  });
   cluster.put(deployments, deployment);
-  const kc = cluster.server.kubeConfig();
   let patches = 0;
   const writes: WorkloadWrites = {
     patch: (ref, body) => {
@@ -66,37 +49,14 @@ t.test("the pass after wave's own patch does not wait for the debounce", async (
     deleteHeldPods: () => Promise.resolve(0),
   };
   const metrics = new Metrics({ defaultMetrics: false });
-  const loop = new SyncLoop({
-    transport: new KubeTransport(kc, { clock }),
-    fetch: apiChildFetcher(new KubeTransport(kc)),
-    writes,
-    logger: createLogger({ level: 'silent' }),
-    metrics,
-    namespaces: [namespace],
-    debounceMs: 60_000,
-    syncPeriodMs: 3_600_000,
-    maxRolloutsPerSecond: 0,
-    rolloutBurst: 0,
-    minRolloutIntervalMs: 0,
-    maxRolloutIntervalMs: 0,
-    clock,
-  });
-  t.teardown(() => loop.stop());
-  loop.start();
-  loop.lead();
-  const hash = () =>
-    (
-      cluster.get(deployments, namespace, 'web')?.['spec'] as {
-        template: { metadata: { annotations?: Record<string, string> } };
-      }
-    ).template.metadata.annotations?.[configHashAnnotation];
-  await waitFor('the first stamp', () => hash() !== undefined);
+  const loop = startFakeLoop(t, cluster, clock, { namespace, writes, metrics, debounceMs: 60_000 });
+  await waitFor('the first stamp', () => templateHash(cluster, namespace, 'web') !== undefined);
   // The clock never moves: a pass that waited for the 60 s debounce would never come.
   await waitFor(
     'the pass that sees the stamp in the cache',
-    async () => (await passes(metrics, 'unchanged')) >= 1,
+    async () => ((await reconcilePasses(metrics)).get('unchanged') ?? 0) >= 1,
   );
   t.equal(patches, 1, 'one patch: the pass found the hash it wrote');
   t.equal(loop.busy, false, 'and nothing is left queued');
-  t.equal(await passes(metrics, 'rolled'), 1, 'one rollout');
+  t.equal((await reconcilePasses(metrics)).get('rolled'), 1, 'one rollout');
 });
