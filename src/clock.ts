@@ -22,6 +22,20 @@ export const systemClock: Clock = {
   },
 };
 
+/**
+ * The process's 250 ms grid. Throttled workloads wake on it (at the default 20 rollouts/s, five of them in
+ * one turn of the event loop, their patches in flight together, instead of one wake-up and its answers'
+ * wake-ups per 50 ms token) and Events go out on it, together with the patches of the tick after them.
+ * Each wake-up of an idle process costs CPU of its own (a few hundred microseconds on a shared VM,
+ * bench/README.md).
+ */
+export const tickMs = 250;
+
+/** The wait from `now` until the first tick at or after `now + waitMs`. */
+export function untilTick(now: number, waitMs: number): number {
+  return Math.ceil((now + waitMs) / tickMs) * tickMs - now;
+}
+
 /** Resolves after `ms` on `clock`, or as soon as `signal` aborts (never rejects: callers check the signal). */
 export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted === true || ms <= 0) return Promise.resolve();

@@ -16,7 +16,7 @@ import type { TemplateReferrer, WorkloadRef } from '../core/objects.ts';
 import { consumedConfig, describeChild } from '../core/refs.ts';
 import { isHeld } from '../core/template.ts';
 import { carriesWaveLeftovers } from '../core/wave-leftovers.ts';
-import { systemClock } from '../clock.ts';
+import { systemClock, untilTick } from '../clock.ts';
 import type { Clock } from '../clock.ts';
 import type { ChildFetcher } from '../kube/child-fetcher.ts';
 import { apiErrorMessage, isConflict, isNotFound } from '../kube/client.ts';
@@ -31,7 +31,7 @@ import { loopMetrics } from './loop-metrics.ts';
 import type { LoopMetrics } from './loop-metrics.ts';
 import type { CachedWorkload, WorkloadReader, WorkloadWrites } from './ports.ts';
 import { WorkQueue } from './queue.ts';
-import { onTokenTick, TokenBucket } from './rate-limit.ts';
+import { TokenBucket } from './rate-limit.ts';
 import { Reconciler } from './reconciler.ts';
 import type { ReconcilerOptions } from './reconciler.ts';
 
@@ -416,7 +416,7 @@ export class SyncLoop implements WorkloadReader {
           // Waits for its token or the end of its interval, keeping the triggers for the Event.
           const wait =
             result.outcome === 'throttled'
-              ? onTokenTick(this.#clock.now(), result.retryInMs)
+              ? untilTick(this.#clock.now(), result.retryInMs)
               : result.retryInMs;
           this.#queue.requeue(ref, triggers, wait);
         } else {

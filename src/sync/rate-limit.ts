@@ -70,16 +70,3 @@ export class TokenBucket {
     return this.reserved.size;
   }
 }
-
-/**
- * Throttled workloads wake on a 250 ms grid: at the default 20 rollouts/s, five of them in one turn of
- * the event loop, their patches and Events in flight together, instead of one wake-up (and its answers'
- * wake-ups) per 50 ms token. Each wake-up of an idle process costs CPU of its own (a few hundred
- * microseconds on a shared VM, bench/README.md); a token is never used before it is there.
- */
-export const tokenTickMs = 250;
-
-/** The wait until the first tick at or after `now + waitMs`. */
-export function onTokenTick(now: number, waitMs: number): number {
-  return Math.ceil((now + waitMs) / tokenTickMs) * tokenTickMs - now;
-}

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { WorkQueue } from '../../src/sync/queue.ts';
-import { onTokenTick, TokenBucket, tokenTickMs } from '../../src/sync/rate-limit.ts';
+import { tickMs, untilTick } from '../../src/clock.ts';
+import { TokenBucket } from '../../src/sync/rate-limit.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
 t.test('changes arriving within the debounce window are one work item with every trigger', async (t) => {
@@ -198,12 +199,12 @@ t.test('a reservation given back goes to the next workload', (t) => {
 });
 
 t.test('a throttled workload wakes on the first token tick at or after its token', (t) => {
-  const tick = tokenTickMs;
-  t.equal(onTokenTick(10 * tick, tick), tick, 'a token due on a tick: that tick');
-  t.equal(onTokenTick(10 * tick, 1), tick, 'due just after a tick: the next one');
-  t.equal(onTokenTick(10 * tick + 1, tick), 2 * tick - 1, 'due just after the next tick: the one after');
+  const tick = tickMs;
+  t.equal(untilTick(10 * tick, tick), tick, 'a token due on a tick: that tick');
+  t.equal(untilTick(10 * tick, 1), tick, 'due just after a tick: the next one');
+  t.equal(untilTick(10 * tick + 1, tick), 2 * tick - 1, 'due just after the next tick: the one after');
   const due = [50, 100, 150, 200, 250];
-  const waits = due.map((wait) => onTokenTick(1_000_003, wait));
+  const waits = due.map((wait) => untilTick(1_000_003, wait));
   t.ok(
     waits.every((wait, i) => wait >= (due[i] ?? Infinity)),
     'never before its token is there',
