@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createCA, createServingCert } from '../src/certs/pki.ts';
 import { flagHelp, parseFlags, UsageError } from '../src/cli/flags.ts';
 import type { FlagTable } from '../src/cli/flags.ts';
 import { FakeCluster } from '../test/support/fake-cluster.ts';
@@ -99,6 +100,7 @@ const entries = ['dist/cli/main.js', 'dist/image/wave.mjs'];
 /** Runs wave serve idle; returns its VmRSS, peak, and V8 heap used, in KiB. */
 async function idleWave(
   kubeconfig: string,
+  tlsArgs: readonly string[],
   entry: string,
   nodeArgs: readonly string[],
   settleMs: number,
@@ -112,7 +114,7 @@ async function idleWave(
       'serve',
       '--kubeconfig',
       kubeconfig,
-      '--self-signed',
+      ...tlsArgs,
       '--no-leader-election',
       '--webhook-port',
       '0',
@@ -206,11 +208,24 @@ async function main(): Promise<number> {
   );
 
   let cluster: FakeCluster | undefined;
-  let dir: string | undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'wave-idle-'));
+  // The serving certificate from files, as installed (cert-manager or the certs CronJob): `serve` then
+  // issues none, so it never loads node-forge (--self-signed would).
+  const now = new Date();
+  const ca = createCA({ commonName: 'wave-idle-ca', validityDays: 1, now });
+  const serving = createServingCert({
+    ca,
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    validityDays: 1,
+    now,
+  });
+  writeFileSync(join(dir, 'tls.crt'), serving.certPem);
+  writeFileSync(join(dir, 'tls.key'), serving.keyPem);
+  const tlsArgs = ['--tls-cert-file', join(dir, 'tls.crt'), '--tls-key-file', join(dir, 'tls.key')];
   let kubeconfig = o.kubeconfig;
   if (kubeconfig === '') {
     cluster = await FakeCluster.start();
-    dir = mkdtempSync(join(tmpdir(), 'wave-idle-'));
     kubeconfig = join(dir, 'kubeconfig');
     writeFileSync(
       kubeconfig,
@@ -233,7 +248,7 @@ async function main(): Promise<number> {
         waveRows.push([
           entry,
           args.length === 0 ? 'V8 defaults' : args.join(' '),
-          ...(await idleWave(kubeconfig, entry, args, o.settle)),
+          ...(await idleWave(kubeconfig, tlsArgs, entry, args, o.settle)),
           load,
         ]);
       }
@@ -246,11 +261,11 @@ async function main(): Promise<number> {
       ),
     );
     say(
-      `idle: ${cluster === undefined ? o.kubeconfig : 'an in-process fake apiserver with no objects'}; --self-signed --no-leader-election; read ${o.settle} ms after /readyz`,
+      `idle: ${cluster === undefined ? o.kubeconfig : 'an in-process fake apiserver with no objects'}; serving certificate from files (--tls-cert-file, --tls-key-file); --no-leader-election; read ${o.settle} ms after /readyz`,
     );
   } finally {
     await cluster?.close();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
   say(`after: ${spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
   return 0;

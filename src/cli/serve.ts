@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { hostname } from 'node:os';
-import { createCA, createServingCert, parseCert, serviceDnsNames } from '../certs/pki.ts';
+import { parseCert, serviceDnsNames } from '../certs/pem.ts';
 import { systemClock } from '../clock.ts';
 import type { Clock } from '../clock.ts';
 import { apiChildFetcher } from '../kube/child-fetcher.ts';
@@ -267,6 +267,8 @@ interface Tls {
 
 async function loadTls(o: ServeOptions, logger: Logger, metrics: Metrics, clock: Clock): Promise<Tls> {
   if (o['self-signed']) {
+    // node-forge (pki.ts) is loaded for this only: served from files, wave never issues a certificate.
+    const { createCA, createServingCert } = await import('../certs/pki.ts');
     const now = new Date(clock.now());
     const ca = createCA({ commonName: 'wave-local-ca', validityDays: 7, now });
     const cert = createServingCert({

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import type { SecureContextOptions } from 'node:tls';
-import { CertificateError, keyMatchesCert, parseCert } from '../certs/pki.ts';
-import type { CertificateInfo } from '../certs/pki.ts';
+import { CertificateError, keyMatchesCert, parseCert } from '../certs/pem.ts';
+import type { CertificateInfo } from '../certs/pem.ts';
 import { systemClock } from '../clock.ts';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
