@@ -33,6 +33,11 @@ const flags = {
     default: ['--max-semi-space-size=1'],
     help: "node flags of the running wave, as the image's (empty: V8's defaults)",
   },
+  'malloc-arena-max': {
+    type: 'string',
+    default: '2',
+    help: "MALLOC_ARENA_MAX of the running wave, as the image's ENV (empty: glibc's default, eight per core)",
+  },
   help: { type: 'bool', default: false, short: 'h', help: 'show this help' },
 } as const satisfies FlagTable;
 
@@ -104,6 +109,7 @@ async function idleWave(
   entry: string,
   nodeArgs: readonly string[],
   settleMs: number,
+  env: NodeJS.ProcessEnv,
 ): Promise<string[]> {
   const healthPort = await freePort();
   const child = spawn(
@@ -125,7 +131,7 @@ async function idleWave(
       '--log-level',
       'warn',
     ],
-    { stdio: ['ignore', 2, 2] },
+    { stdio: ['ignore', 2, 2], env },
   );
   try {
     const deadline = Date.now() + 60_000;
@@ -163,6 +169,14 @@ async function main(): Promise<number> {
     process.stdout.write(usage);
     return 0;
   }
+  const arenas = o['malloc-arena-max'];
+  if (arenas !== '' && !/^[1-9][0-9]*$/.test(arenas)) {
+    process.stderr.write(
+      `bench/memory-idle.ts: --malloc-arena-max is a positive integer or empty, not "${arenas}"\n`,
+    );
+    return 2;
+  }
+  const env = arenas === '' ? process.env : { ...process.env, MALLOC_ARENA_MAX: arenas };
   say(`wave idle memory; machine: ${cpus().length} CPUs, node ${process.version}`);
   say(`before: ${spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
   const build = spawnSync(
@@ -248,7 +262,7 @@ async function main(): Promise<number> {
         waveRows.push([
           entry,
           args.length === 0 ? 'V8 defaults' : args.join(' '),
-          ...(await idleWave(kubeconfig, tlsArgs, entry, args, o.settle)),
+          ...(await idleWave(kubeconfig, tlsArgs, entry, args, o.settle, env)),
           load,
         ]);
       }
@@ -261,7 +275,7 @@ async function main(): Promise<number> {
       ),
     );
     say(
-      `idle: ${cluster === undefined ? o.kubeconfig : 'an in-process fake apiserver with no objects'}; serving certificate from files (--tls-cert-file, --tls-key-file); --no-leader-election; read ${o.settle} ms after /readyz`,
+      `idle: ${cluster === undefined ? o.kubeconfig : 'an in-process fake apiserver with no objects'}; serving certificate from files (--tls-cert-file, --tls-key-file); --no-leader-election; MALLOC_ARENA_MAX=${arenas === '' ? "glibc's default" : arenas}; read ${o.settle} ms after /readyz`,
     );
   } finally {
     await cluster?.close();
