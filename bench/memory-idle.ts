@@ -8,9 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createCA, createServingCert } from '../src/certs/pki.ts';
 import { flagHelp, parseFlags, UsageError } from '../src/cli/flags.ts';
 import type { FlagTable } from '../src/cli/flags.ts';
+import { localServingPair } from '../test/support/certs.ts';
 import { FakeCluster } from '../test/support/fake-cluster.ts';
 import { loadAverage, table } from './report.ts';
 
@@ -225,15 +225,7 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'wave-idle-'));
   // The serving certificate from files, as installed (cert-manager or the certs CronJob): `serve` then
   // issues none, so it never loads node-forge (--self-signed would).
-  const now = new Date();
-  const ca = createCA({ commonName: 'wave-idle-ca', validityDays: 1, now });
-  const serving = createServingCert({
-    ca,
-    dnsNames: ['localhost'],
-    ipAddresses: ['127.0.0.1'],
-    validityDays: 1,
-    now,
-  });
+  const { serving } = localServingPair({ dnsNames: ['localhost'] });
   writeFileSync(join(dir, 'tls.crt'), serving.certPem);
   writeFileSync(join(dir, 'tls.key'), serving.keyPem);
   const tlsArgs = ['--tls-cert-file', join(dir, 'tls.crt'), '--tls-key-file', join(dir, 'tls.key')];
