@@ -23,11 +23,10 @@ export const systemClock: Clock = {
 };
 
 /**
- * The process's 250 ms grid. Throttled workloads wake on it (at the default 20 rollouts/s, five of them in
- * one turn of the event loop, their patches in flight together, instead of one wake-up and its answers'
- * wake-ups per 50 ms token) and Events go out on it, together with the patches of the tick after them.
- * Each wake-up of an idle process costs CPU of its own (a few hundred microseconds on a shared VM,
- * bench/README.md).
+ * The process's 250 ms grid. Throttled workloads wake on it: at the default 20 rollouts/s, five of them
+ * in one turn of the event loop, their patches in flight together, instead of one wake-up and its
+ * answers' wake-ups per 50 ms token. Each wake-up of an idle process costs CPU of its own (a few hundred
+ * microseconds on a shared VM, bench/README.md).
  */
 export const tickMs = 250;
 

@@ -407,7 +407,7 @@ async function start(
   if (caBundlePem === undefined) {
     throw new UsageError('--register-webhook needs the CA for the caBundle: use --self-signed or --ca-file');
   }
-  const events = eventRecorder(transport, logger, clock);
+  const events = eventRecorder(transport, logger);
   started.add('event recorder', 2000, () => events.flush());
   const counting = countingOptions(o);
   const adopt = adoptMode(o.adopt);

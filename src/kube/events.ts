@@ -1,14 +1,9 @@
 // Events on workloads (ConfigMissing, ConfigChanged, ...). Recording never blocks the caller and never
 // fails it: admission and reconciles go on while the Event is written, and a failure is only logged.
-// A recorded Event waits for the next tick of the process's grid (clock.ts) and goes out with the others
-// recorded meanwhile, in the turn that sends that tick's throttled patches: a rollout's Event then costs
-// no wake-up of its own. At most `eventsInFlight` are written at a time, each next one as an answer comes
-// in, so a burst of Events (1,000 rollouts unthrottled) reuses a few kept connections instead of opening
-// one TLS connection per Event.
+// At most `eventsInFlight` are written at a time, the next as an answer comes in, so a burst of Events
+// (1,000 rollouts unthrottled) reuses a few kept connections instead of opening one TLS connection each.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { systemClock, untilTick } from '../clock.ts';
-import type { Clock } from '../clock.ts';
 import { apiErrorMessage } from './client.ts';
 import type { KubeTransport } from './transport.ts';
 
@@ -28,7 +23,7 @@ export interface WaveEvent {
 
 export interface EventRecorder {
   record(target: EventTarget, event: WaveEvent): void;
-  /** Sends the Events waiting for the tick; resolves when every Event recorded so far is written (or failed). */
+  /** Resolves when every Event recorded so far has been written (or has failed). */
   flush(): Promise<void>;
 }
 
@@ -44,15 +39,9 @@ interface Waiting {
 }
 
 /** Writes each Event as plain JSON through KubeTransport (no client-node model per Event). */
-export function eventRecorder(
-  transport: KubeTransport,
-  logger: Logger,
-  clock: Clock = systemClock,
-): EventRecorder {
+export function eventRecorder(transport: KubeTransport, logger: Logger): EventRecorder {
   const pending = new Set<Promise<void>>();
   const instance = hostname();
-  let waiting: Waiting[] = [];
-  let cancelTick: (() => void) | undefined;
 
   let inFlight = 0;
   const write = ({ target, reason, body }: Waiting) => {
@@ -78,7 +67,7 @@ export function eventRecorder(
       });
     pending.add(written);
   };
-  /** The Events the tick has let out, in the order recorded. */
+  /** Events waiting for one in flight to be answered, in the order recorded. */
   const out: Waiting[] = [];
   const next = () => {
     while (inFlight < eventsInFlight) {
@@ -87,18 +76,11 @@ export function eventRecorder(
       write(event);
     }
   };
-  const send = () => {
-    cancelTick?.();
-    cancelTick = undefined;
-    out.push(...waiting);
-    waiting = [];
-    next();
-  };
 
   return {
     record(target, event) {
       // Stamped when recorded, not when sent.
-      const now = new Date(clock.now()).toISOString();
+      const now = new Date().toISOString();
       const body = {
         metadata: { generateName: `${target.name}.`, namespace: target.namespace },
         involvedObject: {
@@ -119,11 +101,10 @@ export function eventRecorder(
         lastTimestamp: now,
         count: 1,
       };
-      waiting.push({ target, reason: event.reason, body });
-      cancelTick ??= clock.after(untilTick(clock.now(), 1), send);
+      out.push({ target, reason: event.reason, body });
+      next();
     },
     async flush() {
-      send();
       while (pending.size > 0) await Promise.all([...pending]);
     },
   };
