@@ -23,12 +23,13 @@ export const systemClock: Clock = {
 };
 
 /**
- * The process's 250 ms grid. Throttled workloads wake on it: at the default 20 rollouts/s, five of them
- * in one turn of the event loop, their patches in flight together, instead of one wake-up and its
- * answers' wake-ups per 50 ms token. Each wake-up of an idle process costs CPU of its own (a few hundred
- * microseconds on a shared VM, bench/README.md).
+ * The process's 1 s grid. Throttled workloads wake on it: at the default 20 rollouts/s, twenty of them
+ * in one turn of the event loop, their patches and Events in flight together (the loop runs as many
+ * workers as a tick releases), instead of one wake-up and its answers' wake-ups per 50 ms token. Each
+ * wake-up of an idle process costs CPU of its own (a few hundred microseconds on a shared VM,
+ * bench/README.md), and answers that arrive together are read in one.
  */
-export const tickMs = 250;
+export const tickMs = 1000;
 
 /** The wait from `now` until the first tick at or after `now + waitMs`. */
 export function untilTick(now: number, waitMs: number): number {

@@ -20,6 +20,7 @@ import { KubeTransport } from '../kube/transport.ts';
 import { releaseMemoryWhenIdle } from '../memory-release.ts';
 import { kubeWorkloadWrites } from '../kube/workload-writes.ts';
 import { SyncLoop } from '../sync/loop.ts';
+import { syncWorkers } from '../sync/rate-limit.ts';
 import { fieldManager } from '../core/annotations.ts';
 import { defaultPacing } from '../core/pacing.ts';
 import { createAdmit } from '../webhook/admit.ts';
@@ -150,7 +151,7 @@ export const serveFlags = {
     type: 'int',
     env: 'WAVE_MAX_ROLLOUTS_PER_SECOND',
     default: 20,
-    help: 'rollouts the loop may start per second during mass changes (0: unlimited); a throttled workload waits for its turn, woken on 250 ms ticks; never delays other work',
+    help: 'rollouts the loop may start per second during mass changes (0: unlimited); a throttled workload waits for its turn, woken on 1 s ticks with the others of its tick; never delays other work',
   },
   'rollout-burst': {
     type: 'int',
@@ -407,7 +408,8 @@ async function start(
   if (caBundlePem === undefined) {
     throw new UsageError('--register-webhook needs the CA for the caBundle: use --self-signed or --ca-file');
   }
-  const events = eventRecorder(transport, logger);
+  // A tick's rollouts and their Events are in flight together (src/sync/rate-limit.ts).
+  const events = eventRecorder(transport, logger, syncWorkers(o['max-rollouts-per-second']));
   started.add('event recorder', 2000, () => events.flush());
   const counting = countingOptions(o);
   const adopt = adoptMode(o.adopt);

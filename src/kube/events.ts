@@ -1,7 +1,8 @@
 // Events on workloads (ConfigMissing, ConfigChanged, ...). Recording never blocks the caller and never
 // fails it: admission and reconciles go on while the Event is written, and a failure is only logged.
-// At most `eventsInFlight` are written at a time, the next as an answer comes in, so a burst of Events
-// (1,000 rollouts unthrottled) reuses a few kept connections instead of opening one TLS connection each.
+// At most `eventsInFlight` (or the number given: serve gives the sync loop's worker count) are written at
+// a time, the next as an answer comes in, so a burst of Events (1,000 rollouts unthrottled) reuses a few
+// kept connections instead of opening one TLS connection each.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { apiErrorMessage } from './client.ts';
@@ -29,7 +30,7 @@ export interface EventRecorder {
 
 const component = 'wave';
 
-/** Events written at the same time, at most. */
+/** Events written at the same time, at most, unless the recorder is given another number. */
 export const eventsInFlight = 4;
 
 interface Waiting {
@@ -39,7 +40,11 @@ interface Waiting {
 }
 
 /** Writes each Event as plain JSON through KubeTransport (no client-node model per Event). */
-export function eventRecorder(transport: KubeTransport, logger: Logger): EventRecorder {
+export function eventRecorder(
+  transport: KubeTransport,
+  logger: Logger,
+  inFlightAtMost = eventsInFlight,
+): EventRecorder {
   const pending = new Set<Promise<void>>();
   const instance = hostname();
 
@@ -70,7 +75,7 @@ export function eventRecorder(transport: KubeTransport, logger: Logger): EventRe
   /** Events waiting for one in flight to be answered, in the order recorded. */
   const out: Waiting[] = [];
   const next = () => {
-    while (inFlight < eventsInFlight) {
+    while (inFlight < inFlightAtMost) {
       const event = out.shift();
       if (event === undefined) return;
       write(event);

@@ -31,7 +31,7 @@ import { loopMetrics } from './loop-metrics.ts';
 import type { LoopMetrics } from './loop-metrics.ts';
 import type { CachedWorkload, WorkloadReader, WorkloadWrites } from './ports.ts';
 import { WorkQueue } from './queue.ts';
-import { TokenBucket } from './rate-limit.ts';
+import { syncWorkers, TokenBucket } from './rate-limit.ts';
 import { Reconciler } from './reconciler.ts';
 import type { ReconcilerOptions } from './reconciler.ts';
 
@@ -55,6 +55,7 @@ export interface LoopOptions {
   readonly minRolloutIntervalMs: number;
   /** The longest a flapping workload's rollouts are spaced. */
   readonly maxRolloutIntervalMs: number;
+  /** Workloads reconciled at a time; default syncWorkers(maxRolloutsPerSecond). */
   readonly workers?: number;
   readonly clock?: Clock;
   /** The flags that change what counts (see src/core/counting.ts); the defaults when absent. */
@@ -287,7 +288,10 @@ export class SyncLoop implements WorkloadReader {
     );
     this.#scheduleResync();
     if (this.#workers.length === 0) {
-      this.#workers = Array.from({ length: this.#o.workers ?? 4 }, () => this.#work());
+      this.#workers = Array.from(
+        { length: this.#o.workers ?? syncWorkers(this.#o.maxRolloutsPerSecond) },
+        () => this.#work(),
+      );
     }
   }
 

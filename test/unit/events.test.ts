@@ -73,6 +73,19 @@ t.test('a burst of Events is written a few at a time, each next one as an answer
   t.end();
 });
 
+t.test('a recorder given its number keeps that many in flight', async (t) => {
+  const { transport, sent, state, answer } = fakeTransport();
+  const events = eventRecorder(transport, createLogger({ level: 'silent' }), 20);
+  state.hold = true;
+  for (let i = 0; i < 25; i++) events.record(target(`app-${String(i)}`), changed);
+  t.equal(sent.length, 20, 'a tick of the default limit: twenty in flight together');
+  const flushed = events.flush();
+  for (let i = 0; i < 25; i++) await answer();
+  await flushed;
+  t.equal(sent.length, 25, 'the others as answers come in');
+  t.end();
+});
+
 t.test('a failed write is only logged, naming the workload, and the next one still goes out', async (t) => {
   const { transport, sent, state } = fakeTransport();
   const lines: string[] = [];

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { WorkQueue } from '../../src/sync/queue.ts';
 import { tickMs, untilTick } from '../../src/clock.ts';
-import { TokenBucket } from '../../src/sync/rate-limit.ts';
+import { syncWorkers, TokenBucket } from '../../src/sync/rate-limit.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
 t.test('changes arriving within the debounce window are one work item with every trigger', async (t) => {
@@ -214,6 +214,14 @@ t.test('a throttled workload wakes on the first token tick at or after its token
     true,
     'five 50 ms tokens: at most two wake-ups',
   );
+  t.end();
+});
+
+t.test('the loop runs as many workers as one tick of the limit releases, within bounds', (t) => {
+  t.equal(syncWorkers(20), Math.ceil((20 * tickMs) / 1000), 'the default limit: one tick’s rollouts at once');
+  t.equal(syncWorkers(0), syncWorkers(20), 'unlimited: as many as at the default limit');
+  t.equal(syncWorkers(1), 4, 'a low limit: still four for the passes that roll nothing');
+  t.equal(syncWorkers(10_000), 32, 'a high limit: at most 32 patches in flight');
   t.end();
 });
 
