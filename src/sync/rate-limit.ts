@@ -11,21 +11,22 @@
 import { tickMs } from '../clock.ts';
 import type { Clock } from '../clock.ts';
 
-/** Sync workers when a low limit leaves fewer to do at once. */
+/**
+ * Sync workers without a limit, or when a low one leaves fewer to do at once. Without a limit, 20 did not
+ * measurably lower the CPU of 1,000 rollouts (bench/README.md), so a start or takeover stays at four.
+ */
 const minWorkers = 4;
 /** Sync workers at most, however high the limit: patches in flight to one apiserver. */
 const maxWorkers = 32;
-/** Sync workers without a limit: a tick of the default 20/s (for 1,000 rollouts less CPU than four). */
-const unlimitedWorkers = 20;
 
 /**
  * How many workloads the loop reconciles at a time, and how many Events are written at a time: as many
  * as one tick of the limit releases (20 at the default 20/s), so a tick's patches and Events are in
  * flight together and their answers are read in a few wake-ups instead of one round of four after the
- * other; at least 4, at most 32; 20 without a limit.
+ * other; at least 4 (and 4 without a limit), at most 32.
  */
 export function syncWorkers(ratePerSecond: number): number {
-  if (ratePerSecond <= 0) return unlimitedWorkers;
+  if (ratePerSecond <= 0) return minWorkers;
   const perTick = Math.ceil((ratePerSecond * tickMs) / 1000);
   return Math.min(maxWorkers, Math.max(minWorkers, perTick));
 }
